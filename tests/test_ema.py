@@ -1,0 +1,191 @@
+from __future__ import annotations
+
+import copy
+import math
+
+import pytest
+import torch
+from torch import nn
+
+from jepa_core.ema import ema_update, momentum_schedule
+
+
+def _pair_of_modules(seed: int = 0) -> tuple[nn.Module, nn.Module]:
+    torch.manual_seed(seed)
+    online = nn.Sequential(nn.Linear(4, 3), nn.BatchNorm1d(3), nn.Linear(3, 2))
+    target = copy.deepcopy(online)
+    with torch.no_grad():
+        for p in online.parameters():
+            p.add_(torch.randn_like(p))
+    online.train()
+    online(torch.randn(8, 4))  # moves the online BatchNorm running statistics
+    return target, online
+
+
+# --- momentum_schedule ---------------------------------------------------------------------
+
+
+def test_linear_schedule_goes_from_start_through_midpoint_to_end():
+    m = momentum_schedule(0.996, 1.0, total_steps=100, kind="linear")
+    assert m(0) == pytest.approx(0.996)
+    assert m(50) == pytest.approx(0.998)
+    assert m(100) == pytest.approx(1.0)
+
+
+def test_linear_schedule_has_equal_increments():
+    m = momentum_schedule(0.9, 1.0, total_steps=10, kind="linear")
+    increments = [m(t + 1) - m(t) for t in range(10)]
+    assert all(inc == pytest.approx(0.01) for inc in increments)
+
+
+def test_cosine_schedule_starts_slow_and_meets_midpoint_and_end():
+    m = momentum_schedule(0.9, 1.0, total_steps=100, kind="cosine")
+    assert m(0) == pytest.approx(0.9)
+    assert m(50) == pytest.approx(0.95)
+    assert m(100) == pytest.approx(1.0)
+    # cos shape: the first tenth moves less than a linear schedule would
+    assert m(10) - m(0) < 0.1 * (1.0 - 0.9)
+    assert m(10) == pytest.approx(1.0 - 0.1 * (1 + math.cos(math.pi * 0.1)) / 2)
+
+
+def test_constant_schedule_is_start_everywhere():
+    m = momentum_schedule(0.99, kind="constant")
+    assert [m(t) for t in (0, 1, 1000, 10**9)] == [0.99] * 4
+    assert momentum_schedule(0.99, 0.99, total_steps=5, kind="constant")(3) == 0.99
+
+
+@pytest.mark.parametrize("kind", ["linear", "cosine"])
+def test_steps_past_the_end_give_end(kind):
+    m = momentum_schedule(0.9, 0.99, total_steps=10, kind=kind)
+    assert m(10) == pytest.approx(0.99)
+    assert m(11) == pytest.approx(0.99)
+    assert m(10_000) == pytest.approx(0.99)
+
+
+def test_end_defaults_to_one_for_rising_schedules():
+    assert momentum_schedule(0.996, total_steps=4)(4) == pytest.approx(1.0)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "name"),
+    [
+        ({"start": -0.1, "total_steps": 10}, "start"),
+        ({"start": 1.5, "total_steps": 10}, "start"),
+        ({"start": float("nan"), "total_steps": 10}, "start"),
+        ({"end": 1.01, "total_steps": 10}, "end"),
+        ({"total_steps": 0}, "total_steps"),
+        ({"total_steps": None, "kind": "linear"}, "total_steps"),
+        ({"total_steps": None, "kind": "cosine"}, "total_steps"),
+        ({"total_steps": 10, "kind": "exponential"}, "kind"),
+        ({"start": 0.99, "end": 1.0, "kind": "constant"}, "end"),
+    ],
+)
+def test_bad_schedule_arguments_raise_value_error_naming_them(kwargs, name):
+    with pytest.raises(ValueError, match=name):
+        momentum_schedule(**kwargs)
+
+
+def test_unknown_kind_message_lists_the_kinds():
+    with pytest.raises(ValueError, match="linear.*cosine.*constant"):
+        momentum_schedule(total_steps=10, kind="exp")
+
+
+def test_non_integer_total_steps_raises_type_error_naming_it():
+    with pytest.raises(TypeError, match="total_steps"):
+        momentum_schedule(total_steps=10.5)
+
+
+def test_negative_step_raises_value_error():
+    m = momentum_schedule(total_steps=10)
+    with pytest.raises(ValueError, match="step"):
+        m(-1)
+
+
+# --- ema_update ----------------------------------------------------------------------------
+
+
+def test_update_matches_the_formula_parameter_by_parameter():
+    target, online = _pair_of_modules()
+    before = {name: p.detach().clone() for name, p in target.named_parameters()}
+    online_params = dict(online.named_parameters())
+    ema_update(target, online, 0.9)
+    for name, p in target.named_parameters():
+        expected = 0.9 * before[name] + 0.1 * online_params[name].detach()
+        torch.testing.assert_close(p.detach(), expected)
+
+
+def test_update_copies_buffers_from_online():
+    target, online = _pair_of_modules()
+    ema_update(target, online, 0.9)
+    for (name, t_buf), (_, o_buf) in zip(
+        target.named_buffers(), online.named_buffers(), strict=True
+    ):
+        assert torch.equal(t_buf, o_buf), name
+
+
+def test_momentum_zero_makes_the_target_a_copy_of_the_online_module():
+    target, online = _pair_of_modules()
+    ema_update(target, online, 0.0)
+    for (_, t), (_, o) in zip(target.named_parameters(), online.named_parameters(), strict=True):
+        assert torch.equal(t, o)
+
+
+def test_momentum_one_leaves_the_target_unchanged():
+    target, online = _pair_of_modules()
+    before = [p.detach().clone() for p in target.parameters()]
+    ema_update(target, online, 1.0)
+    for p, b in zip(target.parameters(), before, strict=True):
+        assert torch.equal(p, b)
+
+
+def test_update_creates_no_autograd_graph_and_keeps_requires_grad():
+    target, online = _pair_of_modules()
+    target.requires_grad_(False)
+    target[0].bias.requires_grad_(True)
+    flags = [p.requires_grad for p in target.parameters()]
+    loss = sum(p.sum() for p in online.parameters())  # online params carry grad history
+    ema_update(target, online, 0.5)
+    assert [p.requires_grad for p in target.parameters()] == flags
+    assert all(p.grad_fn is None for p in target.parameters())
+    assert all(p.grad is None for p in target.parameters())
+    loss.backward()  # the online graph is intact
+    assert all(p.grad is not None for p in online.parameters())
+
+
+def test_same_module_as_target_and_online_is_left_unchanged():
+    _, online = _pair_of_modules()
+    before = [p.detach().clone() for p in online.parameters()]
+    ema_update(online, online, 0.7)
+    for p, b in zip(online.parameters(), before, strict=True):
+        assert torch.equal(p, b)
+
+
+@pytest.mark.parametrize("momentum", [-0.01, 1.01, float("nan")])
+def test_momentum_outside_unit_interval_raises_value_error(momentum):
+    target, online = _pair_of_modules()
+    with pytest.raises(ValueError, match="momentum"):
+        ema_update(target, online, momentum)
+
+
+def test_mismatched_parameter_shapes_raise_value_error_naming_the_parameter():
+    with pytest.raises(ValueError, match=r"'0\.weight'.*\(3, 4\).*\(5, 4\)"):
+        ema_update(nn.Sequential(nn.Linear(4, 3)), nn.Sequential(nn.Linear(4, 5)), 0.9)
+
+
+def test_mismatched_parameter_names_raise_value_error_naming_them():
+    target = nn.Sequential(nn.Linear(4, 3))
+    online = nn.Sequential(nn.Identity(), nn.Linear(4, 3))
+    with pytest.raises(ValueError, match=r"'0\.weight'.*'1\.weight'"):
+        ema_update(target, online, 0.9)
+
+
+def test_extra_parameters_raise_value_error_naming_the_first_extra():
+    target = nn.Sequential(nn.Linear(4, 3))
+    online = nn.Sequential(nn.Linear(4, 3), nn.Linear(3, 3))
+    with pytest.raises(ValueError, match=r"'1\.weight'"):
+        ema_update(target, online, 0.9)
+
+
+def test_non_module_raises_type_error():
+    with pytest.raises(TypeError, match="target"):
+        ema_update([torch.zeros(2)], nn.Linear(2, 2), 0.5)

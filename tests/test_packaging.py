@@ -1,0 +1,42 @@
+"""The install files agree, and the repository layout the README promises exists."""
+
+from __future__ import annotations
+
+import re
+import tomllib
+
+import yaml
+
+from jepa_core.paths import repo_root
+
+CONDA_TO_PIP = {"pytorch": "torch"}
+
+
+def _name(requirement: str) -> str:
+    return re.split(r"[<>=!~\[ ;]", requirement.strip(), maxsplit=1)[0].lower().replace("_", "-")
+
+
+def test_environment_yml_and_pyproject_ask_for_the_same_packages():
+    root = repo_root()
+    project = tomllib.loads((root / "pyproject.toml").read_text())["project"]
+    wanted = {_name(r) for r in project["dependencies"]} | {_name(r) for r in project["optional-dependencies"]["dev"]}
+    env = yaml.safe_load((root / "environment.yml").read_text())
+    conda = {CONDA_TO_PIP.get(_name(d), _name(d)) for d in env["dependencies"] if isinstance(d, str)}
+    conda -= {"python", "pip"}
+    assert conda == wanted, f"only in environment.yml: {conda - wanted}; only in pyproject: {wanted - conda}"
+    pip_section = next(d["pip"] for d in env["dependencies"] if isinstance(d, dict))
+    assert "-e .[dev]" in pip_section
+
+
+def test_torch_requirements_carry_no_index_urls_and_the_agreed_floors():
+    text = (repo_root() / "pyproject.toml").read_text()
+    assert '"torch>=2.3"' in text and '"torchvision>=0.18"' in text
+    assert "index-url" not in text and "--extra-index" not in text
+
+
+def test_layout():
+    root = repo_root()
+    for path in ("notebooks", "jepa_core", "data/README.md", "results/README.md", "tests", "environment.yml",
+                 "pyproject.toml", "README.md", "Makefile", ".ci/run"):
+        assert (root / path).exists(), path
+    assert "make test" in (root / ".ci/run").read_text()
