@@ -65,7 +65,10 @@ class LossConfig:
     # Method-specific terms: None means "the method's default" (or "unused").
     vicreg_weight: float | None = None  # cjepa
     vicreg_coeffs: tuple[float, float, float] | None = None  # cjepa: (sim, std, cov)
-    vicreg_on: Literal["context", "predictor"] | None = None  # cjepa: which pooled embeddings
+    # cjepa / ijepa_ntxent: which context-encoder embeddings of the two views are compared:
+    # "full_view" (each whole view, mean-pooled) or "masked_context" (the mean of the masked
+    # context tokens; I-JEPA then runs on both views). The C-JEPA paper leaves this open.
+    views_from: Literal["full_view", "masked_context"] | None = None
     ntxent_weight: float | None = None  # ijepa_ntxent
     ntxent_temperature: float | None = None  # ijepa_ntxent
     level_weights: tuple[float, ...] | None = None  # hjepa: weights of the last L depths
@@ -148,8 +151,8 @@ class Config:
 # cjepa's vicreg_weight comes from the sweep in notebooks/06_sweeps.ipynb (see README).
 METHOD_TERMS: dict[str, dict[str, Any]] = {
     "ijepa": {},
-    "cjepa": {"vicreg_weight": 0.1, "vicreg_coeffs": (25.0, 25.0, 1.0), "vicreg_on": "context"},
-    "ijepa_ntxent": {"ntxent_weight": 0.1, "ntxent_temperature": 0.1},
+    "cjepa": {"vicreg_weight": 0.1, "vicreg_coeffs": (25.0, 25.0, 1.0), "views_from": "full_view"},
+    "ijepa_ntxent": {"ntxent_weight": 0.1, "ntxent_temperature": 0.1, "views_from": "full_view"},
     "hjepa": {"level_weights": (1.0, 0.5, 0.25)},
 }
 _METHOD_SPECIFIC = sorted({k for terms in METHOD_TERMS.values() for k in terms})

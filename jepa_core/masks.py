@@ -26,7 +26,11 @@ Deliberate differences from the official code, each a fix of an edge case:
   so a full-height (or full-width) block can never occur there.
 * A corner is drawn uniformly over all valid positions ``0..H-h`` inclusive; the official
   ``randint(0, H - h)`` never picks the last row/column position.
-* A context is valid with ``>= min_keep`` patches; the official requires ``> min_keep``.
+* ``min_keep`` is the fewest patches a *context* may keep (valid with ``>= min_keep``; the
+  official requires ``> min_keep`` of every block, targets included). Targets are whole
+  h x w blocks, so they need no such floor. On small grids a larger ``min_keep`` is the knob
+  that keeps contexts informative: cutting every context to the batch's shortest makes the
+  shortest context the one that counts.
 * When the context keeps too few patches, its position is re-drawn (20 tries, as the official);
   then that image's target positions are re-drawn and the context tried again. The official
   instead drops the targets' complement constraints one by one, letting the context overlap
@@ -169,13 +173,12 @@ def _check_multiblock_args(grid: Any, batch_size: Any, n_targets: Any, target_sc
     if num_patches < min_keep:
         raise ValueError(f"min_keep={min_keep} is more than the {height}x{width} grid's "
                          f"{num_patches} patches; lower min_keep or use a finer grid")
-    for name in ("target_scale", "context_scale"):
-        smallest = int(num_patches * args[name][0])
-        if smallest < min_keep:
-            raise ValueError(f"min_keep={min_keep}: the smallest block of {name}="
-                             f"{args[name]} on the {height}x{width} grid holds only "
-                             f"int({num_patches} * {args[name][0]}) = {smallest} patches; "
-                             f"lower min_keep or raise {name}")
+    smallest = int(num_patches * args["context_scale"][0])
+    if smallest < min_keep:
+        raise ValueError(f"min_keep={min_keep}: the smallest block of context_scale="
+                         f"{args['context_scale']} on the {height}x{width} grid holds only "
+                         f"int({num_patches} * {args['context_scale'][0]}) = {smallest} patches; "
+                         f"lower min_keep or raise context_scale")
     return args
 
 

@@ -2,13 +2,18 @@
 
     targets = LN(target_encoder(x))[target blocks]                     (official I-JEPA)
     I-JEPA        loss = D(pred, targets)                               D = jepa_loss(kind)
-    C-JEPA        loss = D + w_vic * VICReg(pool(ctx_a), pool(ctx_b))   (Mo & Tong, NeurIPS 2024)
-    I-JEPA+NTXent loss = D + w_nt  * NTXent(pool(ctx_a), pool(ctx_b))   (the seed report's hybrid)
+    C-JEPA        loss = D + w_vic * VICReg(z_a, z_b)                   (Mo & Tong, NeurIPS 2024)
+    I-JEPA+NTXent loss = D + w_nt  * NTXent(z_a, z_b)                   (the seed report's hybrid)
     H-JEPA        loss = sum_l w_l * D(pred_l, LN(h_l)[target blocks])  (last L depths)
     any method    loss += w_pix * mse(pixel_head(pred), norm_pix(x)[target blocks])
 
-The extra terms sit on the *online* (context-encoder) embeddings of two augmented views, which
-carry gradient; on the EMA target's stop-gradient features they would train nothing.
+z_a, z_b: the *online* (context-encoder) embeddings of two augmented views, mean-pooled, which
+carry gradient; on the EMA target's stop-gradient features the term would train nothing.
+``loss.views_from`` says which: ``full_view`` (the context encoder on each whole view; I-JEPA
+runs on the first view) or ``masked_context`` (the pooled masked context tokens; I-JEPA runs on
+both views). On the 7x7 grid of mnist5k the masked contexts keep ~15 of 49 patches at random
+places, so their mean mostly encodes *which* patches were kept; measured here, VICReg on them
+barely moved the embeddings' spread in a CPU-minute, on full views it did (README, notebook 06).
 """
 
 from __future__ import annotations
@@ -61,10 +66,11 @@ class Objective(nn.Module):
         self.patch_size = patch_size
         self.pixel_head = PixelHead(embed_dim, patch_size, in_chans) if cfg.pixel_weight > 0 else None
 
-    def forward(self, preds: Tensor, targets: Tensor, context: Tensor, images: Tensor,
+    def forward(self, preds: Tensor, targets: Tensor, views: tuple[Tensor, Tensor] | None, images: Tensor,
                 target_idx: Tensor) -> dict[str, Tensor]:
-        """preds [B, n_t, Nt, L*D]; targets [B, n_t, Nt, (L,) D]; context [B, Nc, D];
-        images [B, C, H, W]. For two-view methods B = 2 x batch, view a then view b."""
+        """preds [B, n_t, Nt, L*D]; targets [B, n_t, Nt, (L,) D]; views: the pooled online
+        embeddings (z_a, z_b) of two-view methods, else None; images [B, C, H, W] (what the
+        predictions are about, for the pixel auxiliary)."""
         cfg = self.cfg
         terms: dict[str, Tensor] = {}
         if self.levels == 1:
@@ -83,14 +89,14 @@ class Objective(nn.Module):
         loss = terms["jepa"]
 
         if cfg.method == "cjepa":
-            z_a, z_b = self._pooled_views(context, first_level_preds)
+            z_a, z_b = views
             vic = vicreg_loss(z_a, z_b, *cfg.vicreg_coeffs)
             terms["vicreg"] = vic["loss"]
             for part in ("invariance", "variance", "covariance"):
                 terms[f"vicreg_{part}"] = vic[part].detach()
             loss = loss + cfg.vicreg_weight * vic["loss"]
         elif cfg.method == "ijepa_ntxent":
-            z_a, z_b = self._pooled_views(context, first_level_preds)
+            z_a, z_b = views
             nt = nt_xent_loss(z_a, z_b, temperature=cfg.ntxent_temperature)
             terms["ntxent"] = nt["loss"]
             for part in ("accuracy", "pos_sim", "neg_sim"):
@@ -103,14 +109,6 @@ class Objective(nn.Module):
         terms["loss"] = loss
         return terms
 
-    def _pooled_views(self, context: Tensor, preds: Tensor) -> tuple[Tensor, Tensor]:
-        if self.cfg.vicreg_on == "predictor" and self.method == "cjepa":
-            pooled = preds.mean(dim=(1, 2))
-        else:
-            pooled = context.mean(dim=1)
-        z_a, z_b = pooled.chunk(2, dim=0)
-        return z_a, z_b
-
     def pixel_loss(self, preds: Tensor, images: Tensor, target_idx: Tensor) -> Tensor:
         """MSE between the pixel head's output and the per-patch normalised pixels of the
         target patches (MAE's norm_pix_loss, He et al. 2022)."""
@@ -118,3 +116,34 @@ class Objective(nn.Module):
         mean, var = pixels.mean(dim=-1, keepdim=True), pixels.var(dim=-1, keepdim=True)
         pixels = (pixels - mean) / (var + 1e-6).sqrt()
         return F.mse_loss(self.pixel_head(preds), pixels)
+
+
+def jepa_forward(context_encoder: nn.Module, target_encoder: nn.Module, predictor: nn.Module,
+                 objective: Objective, images: Tensor, masks, *, stop_grad: bool = True,
+                 target_layer_norm: bool = True) -> dict[str, Tensor]:
+    """One forward pass of a JEPA, as the official I-JEPA step; returns the loss terms.
+
+    Two-view methods get ``images`` = cat(view a, view b) and ``masks`` for the images I-JEPA
+    runs on: the first view (``views_from="full_view"``) or both (``"masked_context"``).
+    ``stop_grad=False`` keeps the target branch in the autograd graph (the collapse lab's
+    broken switch).
+    """
+    full_views = objective.views == 2 and objective.cfg.views_from == "full_view"
+    x = images[: images.shape[0] // 2] if full_views else images
+    with torch.set_grad_enabled(torch.is_grad_enabled() and not stop_grad):
+        targets = target_features(target_encoder, x, masks.targets,  # 1. what to predict
+                                  levels=objective.levels, layer_norm=target_layer_norm)
+    context = context_encoder(x, keep=masks.context)  # 2. what we see
+    preds = predictor(context, masks.context, masks.targets)  # 3. the guess
+    views = None
+    if objective.views == 2:  # the online embeddings of both views, mean-pooled
+        pooled = (context_encoder(images) if full_views else context).float().mean(dim=1)
+        views = pooled.chunk(2, dim=0)
+    return objective(preds.float(), targets.float(), views, x, masks.targets)  # 4. how wrong
+
+
+def jepa_batch_size(objective: Objective, n_images: int) -> int:
+    """How many images of a batch I-JEPA's masks are drawn for (see ``jepa_forward``)."""
+    if objective.views == 2 and objective.cfg.views_from == "full_view":
+        return n_images // 2
+    return n_images

@@ -41,7 +41,7 @@ from .evaluate import extract_features, knn_accuracy
 from .masks import sample_multiblock_masks
 from .models import MODEL_PRESETS, build_models
 from .monitor import embedding_stats
-from .objectives import Objective, target_features
+from .objectives import Objective, jepa_batch_size, jepa_forward
 from .optim import cosine_ramp, make_optimizer, set_schedules, warmup_cosine
 from .paths import resolve, results_dir
 from .results import write_metrics
@@ -239,14 +239,9 @@ def _autocast(device: torch.device):
 
 def train_step(run: _Run, images: torch.Tensor, masks) -> dict[str, torch.Tensor]:
     """Forward one (micro-)batch and return the loss terms; the caller steps the optimizer."""
-    cfg = run.cfg
     with _autocast(run.device):
-        with torch.set_grad_enabled(not cfg.ema.stop_grad):
-            targets = target_features(run.target_encoder, images, masks.targets,  # 1. what to predict
-                                      levels=run.objective.levels, layer_norm=cfg.loss.target_layer_norm)
-        context = run.context_encoder(images, keep=masks.context)  # 2. what we see
-        preds = run.predictor(context, masks.context, masks.targets)  # 3. the guess
-        return run.objective(preds.float(), targets.float(), context.float(), images, masks.targets)  # 4. how wrong
+        return jepa_forward(run.context_encoder, run.target_encoder, run.predictor, run.objective, images, masks,
+                            stop_grad=run.cfg.ema.stop_grad, target_layer_norm=run.cfg.loss.target_layer_norm)
 
 
 def _batch_images(batch, device: torch.device) -> torch.Tensor:
@@ -366,7 +361,8 @@ def train(config: Config | str | dict, callbacks: Sequence[Callable[[dict], None
             if micro // cfg.train.accumulate >= run.steps_per_epoch:
                 break
             images = _batch_images(batch, run.device)
-            masks = sample_masks(run, images.shape[0], step * cfg.train.accumulate + micro % cfg.train.accumulate)
+            masks = sample_masks(run, jepa_batch_size(run.objective, images.shape[0]),
+                                 step * cfg.train.accumulate + micro % cfg.train.accumulate)
             terms = train_step(run, images, masks)
             _check_finite(terms, step, epoch, ckpt_path, epoch)
             (terms["loss"] / cfg.train.accumulate).backward()

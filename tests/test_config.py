@@ -38,7 +38,7 @@ def test_cjepa_fills_vicreg_defaults_and_accepts_overrides():
     cfg = load_config("cjepa", {"loss.vicreg_weight": 0.05})
     assert cfg.loss.vicreg_weight == 0.05
     assert cfg.loss.vicreg_coeffs == (25.0, 25.0, 1.0)
-    assert cfg.loss.vicreg_on == "context"
+    assert cfg.loss.views_from == "full_view"
 
 
 def test_vicreg_weight_under_pure_ijepa_is_an_error():
@@ -48,7 +48,7 @@ def test_vicreg_weight_under_pure_ijepa_is_an_error():
 
 @pytest.mark.parametrize("key,value", [
     ("loss.ntxent_weight", 0.1), ("loss.ntxent_temperature", 0.2), ("loss.level_weights", [1.0, 0.5]),
-    ("loss.vicreg_coeffs", [25, 25, 1]), ("loss.vicreg_on", "predictor"),
+    ("loss.vicreg_coeffs", [25, 25, 1]), ("loss.views_from", "masked_context"),
 ])
 def test_terms_of_other_methods_are_refused_under_ijepa(key, value):
     with pytest.raises(ValueError, match=key.replace(".", r"\.")):

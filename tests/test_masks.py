@@ -329,10 +329,9 @@ BAD_ARGUMENTS = [
     ({"target_aspect": (0.75, math.inf)}, ValueError, "target_aspect"),
     ({"allow_overlap": 1}, TypeError, "allow_overlap"),
     ({"generator": 0}, TypeError, "generator"),
-    # grids too small for min_keep: the whole grid, and the smallest target block
+    # grids too small for min_keep: the whole grid, and the smallest context block
     ({"grid": 2, "min_keep": 5}, ValueError, "min_keep"),
-    ({"grid": 2, "min_keep": 4}, ValueError, "min_keep"),
-    ({"grid": 7, "min_keep": 8}, ValueError, "min_keep"),
+    ({"grid": 7, "min_keep": 42, "context_scale": (0.5, 1.0)}, ValueError, "context_scale"),
 ]
 
 
@@ -344,8 +343,14 @@ def test_bad_argument_raises_naming_it(overrides, error, word):
 
 
 def test_grid_too_small_message_mentions_the_grid():
-    with pytest.raises(ValueError, match=r"min_keep=4.*2x2 grid"):
-        sample_multiblock_masks(2, 1, min_keep=4)
+    with pytest.raises(ValueError, match=r"min_keep=5.*2x2 grid"):
+        sample_multiblock_masks(2, 1, min_keep=5)
+
+
+def test_a_large_min_keep_keeps_every_context_of_a_crowded_batch_large():
+    masks = sample_multiblock_masks(7, 128, min_keep=20, generator=torch.Generator().manual_seed(0))
+    assert masks.context.shape[1] >= 20
+    assert not (masks.context_map() & masks.target_maps().any(1)).any()
 
 
 @pytest.mark.parametrize("overrides,word", [

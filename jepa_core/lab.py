@@ -1,0 +1,152 @@
+"""The collapse lab: train a healthy I-JEPA beside the failure modes of seed 004, same seed,
+same data, same budget, and compare their collapse metrics.
+
+    runs = collapse_lab(COLLAPSE_VARIANTS, common={"train.epochs": 3})
+    summary = lab_summary(runs)
+    plot_collapse_curves(runs, metrics=["std_mean", "rankme", "knn_acc"])
+
+Failure modes (seed 004, section 1.1): no stop-gradient with a gradient-trained target; a
+teacher equal to the student (EMA momentum 0); a frozen teacher (momentum 1, as SALT's
+second stage, Li et al. 2025); and VICReg (Bardes et al. 2022) added to the broken
+configuration, as C-JEPA does against collapse (Mo & Tong 2024).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import pandas as pd
+
+from .config import load_config
+from .results import output_dir_for
+from .train import TrainResult, train
+
+BROKEN = {"ema.stop_grad": False, "ema.target_in_optimizer": True}
+
+# name -> (preset, overrides, what it shows)
+COLLAPSE_VARIANTS: dict[str, tuple[str, dict[str, Any], str]] = {
+    "healthy": ("ijepa", {}, "I-JEPA as published: stop-gradient, EMA teacher 0.996 -> 1"),
+    "no_stop_grad": ("ijepa", dict(BROKEN), "target in the autograd graph and trained by the optimizer"),
+    "teacher_is_student": ("ijepa", {"ema.kind": "constant", "ema.start": 0.0},
+                           "EMA momentum 0: the teacher is a copy of the student every step"),
+    "frozen_teacher": ("ijepa", {"ema.kind": "constant", "ema.start": 1.0},
+                       "EMA momentum 1: the teacher stays at its random initialisation"),
+    "vicreg_rescue": ("cjepa", dict(BROKEN), "the broken configuration plus VICReg (C-JEPA's terms)"),
+}
+
+SUMMARY_METRICS = ("loss", "jepa", "std_mean", "std_min", "rankme", "mean_cosine", "knn_acc")
+
+
+def collapse_lab(variants: Mapping[str, tuple[str, Mapping[str, Any], str]] | None = None, *,
+                 common: Mapping[str, Any] | None = None, output_dir: str | None = None,
+                 progress: bool = False) -> dict[str, TrainResult]:
+    """Train every variant with the same ``common`` overrides; return name -> TrainResult.
+
+    Each run writes its checkpoint and history to ``<output_dir>/runs/<name>/``. All configs
+    are validated before the first run starts, so a typo fails in a second, not after an hour.
+    """
+    variants = COLLAPSE_VARIANTS if variants is None else variants
+    base = output_dir_for("02_ema_and_collapse", output_dir)
+    configs = {}
+    for name, (preset, overrides, _) in variants.items():
+        merged = {**(common or {}), **overrides, "train.output_dir": str(base / "runs" / name),
+                  "train.resume": False}
+        configs[name] = load_config(preset, merged)
+    return {name: train(cfg, progress=progress) for name, cfg in configs.items()}
+
+
+def lab_summary(runs: Mapping[str, TrainResult]) -> pd.DataFrame:
+    """One row per run: initial and final k-NN accuracy and the final collapse metrics."""
+    rows = []
+    for name, result in runs.items():
+        history = result.history
+        final = result.final
+        row = {"run": name, "knn_init": float(history["knn_acc"].iloc[0])}
+        row.update({m: float(final.get(m, math.nan)) for m in SUMMARY_METRICS})
+        row["rankme_init"] = float(history["rankme"].iloc[0])
+        row["std_mean_init"] = float(history["std_mean"].iloc[0])
+        row["stopped"] = result.stopped or ""
+        rows.append(row)
+    return pd.DataFrame(rows).set_index("run")
+
+
+def collapsed_runs(summary: pd.DataFrame, healthy: str = "healthy", ratio: float = 0.5) -> list[str]:
+    """Runs whose final RankMe *and* std_mean both fell below ``ratio`` x the healthy run's."""
+    ref = summary.loc[healthy]
+    mask = (summary["rankme"] < ratio * ref["rankme"]) & (summary["std_mean"] < ratio * ref["std_mean"])
+    return [name for name in summary.index[mask] if name != healthy]
+
+
+def plot_collapse_curves(runs: Mapping[str, TrainResult],
+                         metrics: Sequence[str] = ("jepa", "std_mean", "std_min", "rankme", "knn_acc")):
+    """One panel per metric, one line per run, against optimizer steps (log scale where the
+    metric spans decades)."""
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, len(metrics), figsize=(3.6 * len(metrics), 3.2), squeeze=False)
+    for ax, metric in zip(axes[0], metrics, strict=True):
+        for name, result in runs.items():
+            h = result.history
+            if metric not in h:
+                continue
+            data = h[["step", metric]].dropna()
+            ax.plot(data["step"], data[metric], marker="o" if metric == "knn_acc" else None, ms=3, label=name)
+        ax.set_title(metric)
+        ax.set_xlabel("optimizer step")
+        if metric in ("std_mean", "std_min", "jepa", "loss"):
+            ax.set_yscale("log")
+    axes[0][0].legend(fontsize=7)
+    fig.tight_layout()
+    return fig
+
+
+class LiveCurves:
+    """A training callback that redraws metric curves in place in a notebook.
+
+        live = LiveCurves(["loss", "std_min", "rankme", "knn_acc"])
+        result = train(cfg, callbacks=[live])
+        live.close()
+
+    Outside IPython (a plain script) it only collects the rows.
+    """
+
+    def __init__(self, metrics: Sequence[str] = ("loss", "std_min", "rankme", "knn_acc"), every: int = 1):
+        import matplotlib.pyplot as plt
+
+        self.metrics, self.every, self.rows = list(metrics), max(1, every), []
+        self.fig, axes = plt.subplots(1, len(self.metrics), figsize=(3.4 * len(self.metrics), 2.8), squeeze=False)
+        self.axes = axes[0]
+        plt.close(self.fig)  # drawn through the display handle only
+        self.handle = None
+        try:
+            from IPython import get_ipython
+            from IPython.display import display
+
+            if get_ipython() is not None:
+                self.handle = display(self.fig, display_id=True)
+        except ImportError:
+            pass
+
+    def __call__(self, row: dict) -> None:
+        self.rows.append(row)
+        if len(self.rows) % self.every == 0:
+            self.draw()
+
+    def draw(self) -> None:
+        frame = pd.DataFrame(self.rows)
+        for ax, metric in zip(self.axes, self.metrics, strict=True):
+            ax.clear()
+            if metric in frame:
+                data = frame[["step", metric]].dropna()
+                ax.plot(data["step"], data[metric], marker="o", ms=3)
+            ax.set_title(metric)
+            ax.set_xlabel("optimizer step")
+        self.fig.tight_layout()
+        if self.handle is not None:
+            self.handle.update(self.fig)
+
+    def close(self):
+        self.draw()
+        return self.fig

@@ -1,0 +1,99 @@
+"""Execute a notebook headless with papermill, in the project's own kernel.
+
+papermill starts a kernel by name; if that name resolved to another Python, the notebook would
+import another ``jepa_core`` or none. So the workbook registers a kernel named
+``jepa-workbook`` inside this environment (``sys.prefix``) that runs *this* interpreter, and
+every headless run uses it. Notebooks themselves keep the generic ``python3`` kernelspec.
+"""
+
+from __future__ import annotations
+
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from .paths import notebooks_dir
+
+KERNEL_NAME = "jepa-workbook"
+
+
+class NotebookFailed(RuntimeError):
+    """A notebook raised: names the notebook, the cell and the error; the partial output is kept."""
+
+    def __init__(self, notebook: Path, output: Path, cell: str | None, error: str):
+        self.notebook, self.output, self.cell, self.error = notebook, output, cell, error
+        where = f"cell {cell}" if cell is not None else "an unknown cell"
+        super().__init__(f"{notebook.name} failed in {where}: {error} (partial output kept: {output})")
+
+
+def ensure_kernel() -> str:
+    """Register the ``jepa-workbook`` kernel for this interpreter if it is missing or stale."""
+    from jupyter_client.kernelspec import KernelSpecManager, NoSuchKernel
+
+    try:
+        spec = KernelSpecManager().get_kernel_spec(KERNEL_NAME)
+        if spec.argv and Path(spec.argv[0]).resolve() == Path(sys.executable).resolve():
+            return KERNEL_NAME
+    except NoSuchKernel:
+        pass
+    from ipykernel.kernelspec import install
+
+    install(kernel_name=KERNEL_NAME, display_name="Python (JEPA Workbook)", prefix=sys.prefix)
+    return KERNEL_NAME
+
+
+@dataclass
+class Execution:
+    notebook: Path
+    output: Path
+    seconds: float
+
+
+def execute(notebook: str | Path, output: str | Path, parameters: dict[str, Any] | None = None, *,
+            cwd: str | Path | None = None, progress: bool = False) -> Execution:
+    """Run ``notebook`` into ``output`` with ``parameters``; raise :class:`NotebookFailed`.
+
+    The working directory defaults to ``notebooks/`` (as JupyterLab and nbval use); the
+    notebooks resolve their paths from the repository anyway.
+    """
+    import time
+
+    import papermill as pm
+
+    notebook, output = Path(notebook), Path(output)
+    output.parent.mkdir(parents=True, exist_ok=True)
+    start = time.perf_counter()
+    try:
+        pm.execute_notebook(str(notebook), str(output), parameters=parameters or {}, kernel_name=ensure_kernel(),
+                            cwd=str(cwd or notebooks_dir()), progress_bar=progress, log_output=False)
+    except pm.PapermillExecutionError as e:
+        raise NotebookFailed(notebook, output, _failing_cell(output), f"{e.ename}: {e.evalue}") from None
+    return Execution(notebook, output, time.perf_counter() - start)
+
+
+def _failing_cell(executed: Path) -> str | None:
+    """'N (first line of its source)' for the first cell with an error output, N counted from 1
+    over the *original* notebook's cells (papermill's injected-parameters cell left out)."""
+    import nbformat
+
+    try:
+        nb = nbformat.read(str(executed), as_version=4)
+    except Exception:  # the partial notebook may be unreadable; the error text still names the cause
+        return None
+    index = 0
+    for cell in nb.cells:
+        if "injected-parameters" in cell.get("metadata", {}).get("tags", []):
+            continue
+        index += 1
+        if any(o.get("output_type") == "error" for o in cell.get("outputs", [])):
+            first = next((line for line in cell.source.splitlines() if line.strip()), "")
+            return f"{index} ({first.strip()[:60]})"
+    return None
+
+
+def notebook_parameters(notebook: str | Path) -> dict[str, Any]:
+    """The names (and default expressions) of a notebook's ``parameters`` cell."""
+    import papermill as pm
+
+    return {name: info["default"] for name, info in pm.inspect_notebook(str(notebook)).items()}

@@ -1,0 +1,338 @@
+"""Synthetic embeddings and loss probes: the losses of ``jepa_core.losses`` on numbers you can
+check by hand (notebook 03).
+
+Three kinds of two-view embeddings ``z_a, z_b`` [N, D] (:func:`synthetic_views`):
+
+    healthy              x ~ N(0, I_D);             z = x + s * e            (e ~ N(0, I) per view)
+    dimension_collapsed  u ~ N(0, I_k), W ~ N(0, 1/k) [k, D];  z = (u + s * e) W     rank k << D
+    fully_collapsed      c ~ N(0, I_D), one row for all;       z = c + t * e         t tiny
+
+``W``'s scale 1/k gives every dimension of the dimension-collapsed embedding an expected
+variance of 1, as for the healthy one: the two differ in rank, not in scale.
+
+Probes: :func:`jepa_loss_probe` (each I-JEPA loss under a scaled prediction and under one
+outlier coordinate), :func:`vicreg_table` (VICReg's terms with RankMe, Bardes et al. 2022;
+Garrido et al. 2023), :func:`temperature_sweep` (NT-Xent loss and accuracy against the
+temperature, Chen et al. 2020), :func:`objective_terms` (one forward of the training step,
+no backward) and :func:`parameter_gradients` (what a loss term sends to a module).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from numbers import Integral, Real
+
+import numpy as np
+import pandas as pd
+import torch
+from torch import Tensor, nn
+
+from .config import LossConfig
+from .losses import JEPA_LOSS_KINDS, jepa_loss, nt_xent_loss, vicreg_loss
+from .masks import MultiBlockMasks
+from .monitor import embedding_stats
+from .objectives import Objective, jepa_batch_size, jepa_forward
+
+EMBEDDING_KINDS = ("healthy", "dimension_collapsed", "fully_collapsed")
+
+
+def _check_int(name: str, value: object, minimum: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, Integral):
+        raise TypeError(f"{name} must be an int >= {minimum}, got {value!r} ({type(value).__name__})")
+    if value < minimum:
+        raise ValueError(f"{name} must be an int >= {minimum}, got {value}")
+    return int(value)
+
+
+def _check_nonnegative(name: str, value: object) -> float:
+    if isinstance(value, bool) or not isinstance(value, Real):
+        raise TypeError(f"{name} must be a real number >= 0, got {value!r} ({type(value).__name__})")
+    if not np.isfinite(value) or value < 0:
+        raise ValueError(f"{name} must be a finite real number >= 0, got {value!r}")
+    return float(value)
+
+
+def _check_positive_values(name: str, values: object) -> list[float]:
+    if isinstance(values, (str, bytes)) or not isinstance(values, Sequence | np.ndarray):
+        raise TypeError(f"{name} must be a sequence of positive numbers, got {type(values).__name__}")
+    out = [float(v) for v in values]
+    if not out or not all(np.isfinite(v) and v > 0 for v in out):
+        raise ValueError(f"{name} must be a non-empty sequence of finite numbers > 0, got {list(values)}")
+    return out
+
+
+def synthetic_views(kind: str, n: int, dim: int, *, rank: int = 4, view_noise: float = 0.1,
+                    collapse_noise: float = 1e-3,
+                    generator: torch.Generator | None = None) -> tuple[Tensor, Tensor]:
+    """Two views ``(z_a, z_b)``, each [n, dim] float32, of one of :data:`EMBEDDING_KINDS`
+    (formulas in the module docstring). ``rank`` is k (dimension_collapsed only, 1..dim);
+    ``view_noise`` is s; ``collapse_noise`` is t. All randomness comes from ``generator``."""
+    if kind not in EMBEDDING_KINDS:
+        raise ValueError(f"kind must be one of {EMBEDDING_KINDS}, got {kind!r}")
+    n = _check_int("n", n, 2)
+    dim = _check_int("dim", dim, 1)
+    rank = _check_int("rank", rank, 1)
+    if rank > dim:
+        raise ValueError(f"rank must be in [1, dim={dim}], got {rank}")
+    view_noise = _check_nonnegative("view_noise", view_noise)
+    collapse_noise = _check_nonnegative("collapse_noise", collapse_noise)
+    if generator is not None and not isinstance(generator, torch.Generator):
+        raise TypeError(f"generator must be a torch.Generator or None, got {type(generator).__name__}")
+
+    def noise(*shape: int) -> Tensor:
+        return torch.randn(*shape, generator=generator)
+
+    if kind == "healthy":
+        x = noise(n, dim)
+        return x + view_noise * noise(n, dim), x + view_noise * noise(n, dim)
+    if kind == "dimension_collapsed":
+        u = noise(n, rank)
+        w = noise(rank, dim) / rank**0.5
+        return (u + view_noise * noise(n, rank)) @ w, (u + view_noise * noise(n, rank)) @ w
+    c = noise(1, dim)
+    return c + collapse_noise * noise(n, dim), c + collapse_noise * noise(n, dim)
+
+
+def jepa_loss_probe(target: Tensor, scales: Sequence[float],
+                    outliers: Sequence[float]) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Each loss of ``JEPA_LOSS_KINDS`` on two families of predictions of ``target`` [..., D]:
+
+    * ``pred = s * target`` for each s in ``scales`` -> columns ``scale``, ``kind``, ``loss``;
+    * ``pred = target`` with ``m`` added to its first coordinate, for each m in ``outliers``
+      -> columns ``magnitude``, ``kind``, ``loss`` and ``outlier_grad``: d loss / d pred at the
+      outlier coordinate times the number of elements (mse: 2m; smooth L1: min(m, 1)).
+    """
+    if not isinstance(target, Tensor) or not target.is_floating_point() or target.ndim < 2:
+        raise TypeError(f"target must be a floating tensor [..., D] with >= 2 dims, got "
+                        f"{getattr(target, 'shape', type(target).__name__)}")
+    scales = _check_positive_values("scales", scales)
+    outliers = _check_positive_values("outliers", outliers)
+    target = target.detach().double()  # float64: 1 - cos stays exact enough at tiny outliers
+    scaled = [{"scale": s, "kind": kind, "loss": float(jepa_loss(s * target, target, kind))}
+              for s in scales for kind in JEPA_LOSS_KINDS]
+    rows = []
+    for m in outliers:
+        for kind in JEPA_LOSS_KINDS:
+            pred = target.clone()
+            pred.view(-1)[0] += m
+            pred.requires_grad_(True)
+            loss = jepa_loss(pred, target, kind)
+            (grad,) = torch.autograd.grad(loss, pred)
+            rows.append({"magnitude": m, "kind": kind, "loss": float(loss.detach()),
+                         "outlier_grad": float(grad.view(-1)[0]) * target.numel()})
+    return pd.DataFrame(scaled), pd.DataFrame(rows)
+
+
+def vicreg_table(views: Mapping[str, tuple[Tensor, Tensor]], **vicreg_kwargs: float) -> pd.DataFrame:
+    """One row per named pair ``(z_a, z_b)``: VICReg's unweighted ``invariance``, ``variance``,
+    ``covariance`` and weighted ``loss`` (``vicreg_kwargs`` go to :func:`vicreg_loss`), then
+    ``rankme``, ``std_mean`` and ``mean_cosine`` of ``z_a`` (:func:`embedding_stats`)."""
+    if not isinstance(views, Mapping) or not views:
+        raise TypeError(f"views must be a non-empty mapping name -> (z_a, z_b), got {views!r}")
+    rows = {}
+    for name, pair in views.items():
+        if not isinstance(pair, (tuple, list)) or len(pair) != 2:
+            raise ValueError(f"views[{name!r}] must be a pair (z_a, z_b), got {type(pair).__name__}")
+        z_a, z_b = pair
+        terms = vicreg_loss(z_a, z_b, **vicreg_kwargs)
+        stats = embedding_stats(z_a)
+        rows[name] = {**{k: float(v) for k, v in terms.items()},
+                      **{k: stats[k] for k in ("rankme", "std_mean", "mean_cosine")}}
+    columns = ["invariance", "variance", "covariance", "loss", "rankme", "std_mean", "mean_cosine"]
+    return pd.DataFrame.from_dict(rows, orient="index")[columns]
+
+
+def temperature_sweep(z_i: Tensor, z_j: Tensor, temperatures: Sequence[float]) -> pd.DataFrame:
+    """NT-Xent (cosine) of fixed embeddings at each temperature: columns ``temperature``,
+    ``loss``, ``accuracy`` (positive ranked first), ``pos_sim``, ``neg_sim``."""
+    temperatures = _check_positive_values("temperatures", temperatures)
+    rows = []
+    with torch.no_grad():
+        for tau in temperatures:
+            out = nt_xent_loss(z_i, z_j, temperature=tau)
+            rows.append({"temperature": tau, **{k: float(v) for k, v in out.items()}})
+    return pd.DataFrame(rows)[["temperature", "loss", "accuracy", "pos_sim", "neg_sim"]]
+
+
+def anchor_softmax(z_i: Tensor, z_j: Tensor, temperature: float, anchor: int = 0) -> Tensor:
+    """NT-Xent's softmax for one anchor of cat(z_i, z_j): probabilities [2B] over the 2B - 1
+    candidates (cosine similarity / temperature), 0 at the anchor itself. The anchor's positive
+    is row ``(anchor + B) % 2B``."""
+    if isinstance(temperature, bool) or not isinstance(temperature, Real) or not temperature > 0:
+        raise ValueError(f"temperature must be a real number > 0, got {temperature!r}")
+    z = torch.nn.functional.normalize(torch.cat([z_i, z_j]).detach().double(), dim=1)
+    anchor = _check_int("anchor", anchor, 0)
+    if anchor >= len(z):
+        raise ValueError(f"anchor must be in [0, {len(z) - 1}], got {anchor}")
+    logits = (z @ z[anchor]) / float(temperature)
+    logits[anchor] = -torch.inf
+    return torch.softmax(logits, dim=0)
+
+
+def _value(term: Tensor) -> float:
+    return float(term.detach())
+
+
+def loss_contributions(terms: Mapping[str, Tensor], loss_cfg: LossConfig) -> dict[str, float]:
+    """Each term of an :class:`Objective`'s output times its weight in ``loss_cfg``: the parts
+    that should add up to ``terms["loss"]`` (H-JEPA: one part per level)."""
+    if not isinstance(loss_cfg, LossConfig):
+        raise TypeError(f"loss_cfg must be a jepa_core.config.LossConfig, got {type(loss_cfg).__name__}")
+    parts: dict[str, float] = {}
+    if loss_cfg.method == "hjepa":
+        for level, weight in enumerate(loss_cfg.level_weights):
+            parts[f"jepa_level{level}"] = weight * _value(terms[f"jepa_level{level}"])
+    else:
+        parts["jepa"] = _value(terms["jepa"])
+    if loss_cfg.method == "cjepa":
+        parts["vicreg"] = loss_cfg.vicreg_weight * _value(terms["vicreg"])
+    if loss_cfg.method == "ijepa_ntxent":
+        parts["ntxent"] = loss_cfg.ntxent_weight * _value(terms["ntxent"])
+    if loss_cfg.pixel_weight > 0:
+        parts["pixel"] = loss_cfg.pixel_weight * _value(terms["pixel"])
+    return parts
+
+
+def objective_terms(loss_cfg: LossConfig, context_encoder: nn.Module, target_encoder: nn.Module,
+                    predictor: nn.Module, images: Tensor, masks: MultiBlockMasks) -> dict[str, Tensor]:
+    """The loss terms of one training step (the same ``jepa_forward`` the trainer runs),
+    targets under ``torch.no_grad()``; the terms stay in the graph of the context encoder and
+    predictor. Two-view methods expect ``images`` = cat(view a, view b)."""
+    if not isinstance(loss_cfg, LossConfig):
+        raise TypeError(f"loss_cfg must be a jepa_core.config.LossConfig, got {type(loss_cfg).__name__}")
+    objective = Objective(loss_cfg, embed_dim=context_encoder.embed_dim,
+                          patch_size=context_encoder.patch_size, in_chans=context_encoder.in_chans)
+    if predictor.out_levels != objective.levels:
+        raise ValueError(f"predictor.out_levels must equal the method's levels ({objective.levels} "
+                         f"for loss.method={loss_cfg.method!r}), got {predictor.out_levels}")
+    if objective.views == 2 and images.shape[0] % 2:
+        raise ValueError(f"loss.method={loss_cfg.method!r} needs images = cat(view a, view b), an "
+                         f"even batch, got {images.shape[0]} images")
+    expected = jepa_batch_size(objective, images.shape[0])
+    if masks.context.shape[0] != expected:
+        raise ValueError(f"masks are for {masks.context.shape[0]} images but loss.method={loss_cfg.method!r} "
+                         f"runs I-JEPA on {expected} of the {images.shape[0]} images (views_from="
+                         f"{loss_cfg.views_from!r}): draw the masks for {expected}")
+    return jepa_forward(context_encoder, target_encoder, predictor, objective, images, masks,
+                        target_layer_norm=loss_cfg.target_layer_norm)
+
+
+def parameter_gradients(loss: Tensor, module: nn.Module) -> list[Tensor | None]:
+    """d loss / d p for every parameter p of ``module`` (None where ``loss`` does not depend on
+    p; all None when ``loss`` has no autograd graph at all). The graph is kept, so several terms
+    of one forward pass can be probed in turn."""
+    if not isinstance(loss, Tensor) or loss.ndim != 0:
+        raise TypeError(f"loss must be a scalar tensor, got {getattr(loss, 'shape', type(loss).__name__)}")
+    params = list(module.parameters())
+    if not params:
+        raise ValueError(f"module {type(module).__name__} has no parameters")
+    if not loss.requires_grad:
+        return [None] * len(params)
+    return list(torch.autograd.grad(loss, params, retain_graph=True, allow_unused=True))
+
+
+def gradient_norm(grads: Sequence[Tensor | None]) -> float:
+    """Global L2 norm of a list of gradients, None counting as zero."""
+    return float(sum(float(g.double().pow(2).sum()) for g in grads if g is not None) ** 0.5)
+
+
+# --- figures --------------------------------------------------------------------------------
+
+
+def plot_jepa_loss_probe(scaled: pd.DataFrame, outlier: pd.DataFrame):
+    """Three panels from :func:`jepa_loss_probe`: loss against the prediction's scale, loss
+    against the outlier's size (log-log) and the gradient the outlier receives (log-log)."""
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 3, figsize=(13, 3.6))
+    for kind, rows in scaled.groupby("kind", sort=False):
+        axes[0].plot(rows["scale"], rows["loss"], marker="o", ms=3, label=kind)
+    axes[0].axvline(1.0, color="grey", lw=0.8, ls="--")
+    axes[0].set(xlabel="prediction = s * target", ylabel="loss", title="scaled prediction")
+    for kind, rows in outlier.groupby("kind", sort=False):
+        axes[1].loglog(rows["magnitude"], rows["loss"], marker="o", ms=3, label=kind)
+        axes[2].loglog(rows["magnitude"], rows["outlier_grad"].abs().clip(lower=1e-12), marker="o",
+                       ms=3, label=kind)
+    axes[1].set(xlabel="outlier size m (one coordinate)", ylabel="loss", title="one outlier")
+    axes[2].set(xlabel="outlier size m", ylabel="|d loss / d pred| x numel",
+                title="pull on the outlier")
+    axes[0].legend()
+    fig.tight_layout()
+    return fig
+
+
+def plot_vicreg_table(table: pd.DataFrame):
+    """Bars of VICReg's three unweighted terms and RankMe, one bar per row of
+    :func:`vicreg_table` (log scale where the values span decades)."""
+    import matplotlib.pyplot as plt
+
+    columns = ["invariance", "variance", "covariance", "rankme"]
+    fig, axes = plt.subplots(1, len(columns), figsize=(13, 3.4))
+    colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    for ax, column in zip(axes, columns, strict=True):
+        values = table[column].to_numpy()
+        ax.bar(range(len(values)), values, color=colors[: len(values)])
+        ax.set_xticks(range(len(values)), [str(i).replace("_", "\n") for i in table.index], fontsize=8)
+        ax.set_title(column)
+        positive = values[values > 0]
+        if len(positive) and positive.max() / positive.min() > 100:
+            ax.set_yscale("log")
+    fig.tight_layout()
+    return fig
+
+
+def plot_anchor_softmax(z_i: Tensor, z_j: Tensor, temperatures: float | Sequence[float],
+                        anchor: int = 0):
+    """One panel per temperature: the softmax of :func:`anchor_softmax` over the candidates,
+    sorted by similarity (the same order at every temperature), the positive in orange."""
+    import matplotlib.pyplot as plt
+
+    temps = [temperatures] if isinstance(temperatures, Real) else list(temperatures)
+    batch = len(z_i)
+    fig, axes = plt.subplots(1, len(temps), figsize=(4.5 * len(temps), 3.2), squeeze=False)
+    for ax, tau in zip(axes[0], temps, strict=True):
+        probs = anchor_softmax(z_i, z_j, tau, anchor)
+        order = torch.argsort(probs, descending=True)[: 2 * batch - 1]
+        positive = (anchor + batch) % (2 * batch)
+        colors = ["C1" if int(i) == positive else "C0" for i in order]
+        ax.bar(range(len(order)), probs[order].numpy(), color=colors, width=1.0)
+        ax.set(xlabel="candidates, most similar first", ylabel="softmax probability",
+               title=f"temperature {tau:g}: positive p = {float(probs[positive]):.2f}")
+    fig.tight_layout()
+    return fig
+
+
+def plot_loss_contributions(contributions: Mapping[str, Mapping[str, float]]):
+    """Stacked bars: for each method, its weighted terms (:func:`loss_contributions`)."""
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7, 3.6))
+    names = list(contributions)
+    parts = list(dict.fromkeys(p for c in contributions.values() for p in c))
+    bottom = np.zeros(len(names))
+    for part in parts:
+        values = np.array([contributions[m].get(part, 0.0) for m in names])
+        ax.bar(names, values, bottom=bottom, label=part)
+        bottom += values
+    ax.set(ylabel="weighted term", title="what each method's loss is made of (at initialisation)")
+    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.0, 1.0))
+    fig.tight_layout()
+    return fig
+
+
+def plot_temperature_sweep(sweep: pd.DataFrame, batch: int):
+    """NT-Xent loss and accuracy against the temperature (log x), with the large-temperature
+    limit log(2B - 1) of the loss."""
+    import matplotlib.pyplot as plt
+
+    batch = _check_int("batch", batch, 2)
+    fig, axes = plt.subplots(1, 2, figsize=(10, 3.6))
+    axes[0].semilogx(sweep["temperature"], sweep["loss"], marker="o", label="NT-Xent loss")
+    axes[0].axhline(np.log(2 * batch - 1), color="grey", ls="--", label="log(2B - 1)")
+    axes[0].set(xlabel="temperature", ylabel="loss", title="the loss depends on the temperature")
+    axes[0].legend()
+    axes[1].semilogx(sweep["temperature"], sweep["accuracy"], marker="o", color="C1")
+    axes[1].set(xlabel="temperature", ylabel="positive ranked first", ylim=(0, 1.05),
+                title="the ranking does not")
+    fig.tight_layout()
+    return fig
