@@ -36,7 +36,8 @@ COLLAPSE_VARIANTS: dict[str, tuple[str, dict[str, Any], str]] = {
     "vicreg_rescue": ("cjepa", dict(BROKEN), "the broken configuration plus VICReg (C-JEPA's terms)"),
 }
 
-SUMMARY_METRICS = ("loss", "jepa", "std_mean", "std_min", "rankme", "mean_cosine", "knn_acc")
+SUMMARY_METRICS = ("loss", "jepa", "std_mean", "std_min", "rankme", "mean_cosine", "knn_acc",
+                   "student_std_mean", "student_rankme")
 
 
 def collapse_lab(variants: Mapping[str, tuple[str, Mapping[str, Any], str]] | None = None, *,

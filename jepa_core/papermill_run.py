@@ -8,6 +8,7 @@ every headless run uses it. Notebooks themselves keep the generic ``python3`` ke
 
 from __future__ import annotations
 
+import os
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -33,7 +34,7 @@ def ensure_kernel() -> str:
 
     try:
         spec = KernelSpecManager().get_kernel_spec(KERNEL_NAME)
-        if spec.argv and Path(spec.argv[0]).resolve() == Path(sys.executable).resolve():
+        if spec.argv and _same_interpreter(spec.argv[0], sys.executable):
             return KERNEL_NAME
     except NoSuchKernel:
         pass
@@ -41,6 +42,15 @@ def ensure_kernel() -> str:
 
     install(kernel_name=KERNEL_NAME, display_name="Python (JEPA Workbook)", prefix=sys.prefix)
     return KERNEL_NAME
+
+
+def _same_interpreter(a: str, b: str) -> bool:
+    """Same file, or links to one file from the same folder (a venv's ``python``/``python3``).
+
+    Resolved paths alone would not do: a venv's python links to the base interpreter, which
+    would pass for it while importing none of the venv's packages."""
+    a, b = os.path.abspath(a), os.path.abspath(b)
+    return a == b or (os.path.dirname(a) == os.path.dirname(b) and os.path.realpath(a) == os.path.realpath(b))
 
 
 @dataclass
@@ -74,7 +84,7 @@ def execute(notebook: str | Path, output: str | Path, parameters: dict[str, Any]
 
 def _failing_cell(executed: Path) -> str | None:
     """'N (first line of its source)' for the first cell with an error output, N counted from 1
-    over the *original* notebook's cells (papermill's injected-parameters cell left out)."""
+    over the *original* notebook's cells (papermill's injected and error-marker cells left out)."""
     import nbformat
 
     try:
@@ -83,7 +93,10 @@ def _failing_cell(executed: Path) -> str | None:
         return None
     index = 0
     for cell in nb.cells:
-        if "injected-parameters" in cell.get("metadata", {}).get("tags", []):
+        # papermill adds the injected-parameters cell, and on failure two markdown marker cells
+        # (one at the top, one before the failing cell): none of them is the author's.
+        tags = cell.get("metadata", {}).get("tags", [])
+        if "injected-parameters" in tags or "papermill-error-cell-tag" in tags:
             continue
         index += 1
         if any(o.get("output_type") == "error" for o in cell.get("outputs", [])):

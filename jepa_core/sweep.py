@@ -19,6 +19,7 @@ import argparse
 import itertools
 import json
 import re
+import shlex
 import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -89,20 +90,29 @@ def plan_sweep(notebook: str | Path, grid: Mapping[str, Sequence[Any]], fixed: M
     uses_config = any("." in k for k in grid) or bool(fixed)
     if uses_config and "overrides" not in known:
         raise ValueError(f"{notebook.name} has no 'overrides' parameter, so dotted config keys cannot reach it")
+    # A notebook that takes config overrides builds a config from its `method`: check that too,
+    # even when only plain parameters are swept (method=foo must fail before the first run).
+    config_driven = "overrides" in known
     keys = list(grid)
     points = []
     for values in itertools.product(*(grid[k] for k in keys)):
         swept = dict(zip(keys, values, strict=True))
         nb_params = {**(params or {}), **{k: v for k, v in swept.items() if "." not in k}}
         overrides = {**(fixed or {}), **{k: v for k, v in swept.items() if "." in k}}
-        if uses_config:
+        if config_driven:
             preset = nb_params.get("method", _literal_default(known.get("method")) or "ijepa")
             if preset not in PRESETS:
                 raise ValueError(f"method {preset!r} is not a preset; choose from {', '.join(PRESETS)}")
             load_config(preset, overrides)  # raises on unknown keys, bad values, unused terms
+        if uses_config:
             nb_params["overrides"] = overrides
         run_id = "_".join(f"{_slug(k)}-{_slug(v)}" for k, v in swept.items()) or "run"
         points.append(SweepPoint(run_id=run_id, swept=swept, parameters=nb_params))
+    run_ids = [p.run_id for p in points]
+    clashes = sorted({r for r in run_ids if run_ids.count(r) > 1})
+    if clashes:  # two runs in one folder would overwrite each other's results
+        raise ValueError(f"grid points share a run folder name: {', '.join(clashes)} "
+                         "(a value repeated in the grid, or values that differ only after 40 characters)")
     return points
 
 
@@ -116,7 +126,12 @@ def _literal_default(expr: Any) -> Any:
 
 
 def _slug(value: Any) -> str:
-    return re.sub(r"[^A-Za-z0-9.]+", "", str(value).replace(".", "p") if not isinstance(value, str) else value)[:40]
+    """A folder-name form of a key or value: ``0.01`` -> ``0p01``, ``-1`` -> ``m1``,
+    ``[0.1, 0.2]`` -> ``0p1-0p2``; keys keep their dots and underscores."""
+    if isinstance(value, (list, tuple)):
+        return "-".join(_slug(v) for v in value)[:40]
+    text = value if isinstance(value, str) else str(value).replace(".", "p").replace("-", "m")
+    return re.sub(r"[^A-Za-z0-9._-]+", "", text)[:40]
 
 
 def run_sweep(notebook: str | Path, grid: Mapping[str, Sequence[Any]], *, name: str = "sweep",
@@ -134,21 +149,28 @@ def run_sweep(notebook: str | Path, grid: Mapping[str, Sequence[Any]], *, name: 
         print(f"[{i}/{len(points)}] {point.run_id}", flush=True)
         execute(resolve(notebook), run_dir / Path(notebook).name, parameters)
         (run_dir / "swept.json").write_text(json.dumps(point.swept, indent=2) + "\n")
-    table = gather_sweep(base)
+    # Only this sweep's runs: folders left by an earlier sweep with another grid stay out.
+    table = gather_sweep(base, runs=[p.run_id for p in points])
     table.to_csv(base / "sweep.csv", index=False)
     return table
 
 
-def gather_sweep(base: str | Path) -> pd.DataFrame:
+def gather_sweep(base: str | Path, runs: Sequence[str] | None = None) -> pd.DataFrame:
     """One row per run folder holding ``swept.json`` + ``metrics.json``: swept values, then the
-    scalar metrics."""
+    scalar metrics. ``runs``: only these run folders, in this order (default: all, sorted)."""
+    base = Path(base)
+    if not base.is_dir():
+        raise FileNotFoundError(f"sweep folder {str(base)!r} does not exist")
     rows = []
-    for run_dir in sorted(Path(base).iterdir()):
+    run_dirs = [base / r for r in runs] if runs is not None else sorted(p for p in base.iterdir() if p.is_dir())
+    for run_dir in run_dirs:
         metrics_file, swept_file = run_dir / "metrics.json", run_dir / "swept.json"
         if not (metrics_file.exists() and swept_file.exists()):
             continue
         metrics = json.loads(metrics_file.read_text())["metrics"]
-        row = {"run": run_dir.name, **json.loads(swept_file.read_text())}
+        swept = json.loads(swept_file.read_text())
+        # JSON turns tuples into lists; tuples keep the column sortable and groupable.
+        row = {"run": run_dir.name, **{k: tuple(v) if isinstance(v, list) else v for k, v in swept.items()}}
         row.update({k: v for k, v in metrics.items() if isinstance(v, (int, float, str, bool)) or v is None})
         rows.append(row)
     return pd.DataFrame(rows)
@@ -167,14 +189,47 @@ def plot_sweep(table: pd.DataFrame, params: Sequence[str], metrics: Sequence[str
             groups = table.groupby(others) if others else [("all", table)]
             for label, group in groups:
                 group = group.sort_values(param)
-                xs = group[param].astype(str) if group[param].dtype == object else group[param]
-                ax.plot(xs, group[metric], marker="o", label=str(label))
+                numeric = pd.api.types.is_numeric_dtype(group[param])
+                xs = group[param] if numeric else group[param].astype(str)
+                text = ", ".join(map(str, label)) if isinstance(label, tuple) else str(label)
+                ax.plot(xs, group[metric], marker="o", label=text)
+            positive = table[param][table[param] > 0] if pd.api.types.is_numeric_dtype(table[param]) else []
+            if len(positive) and positive.max() / positive.min() >= 100:
+                # weights like 0, 0.01, 0.1, 1 would crowd at the left of a linear axis
+                ax.set_xscale("symlog", linthresh=float(positive.min()))
             ax.set_xlabel(param)
             ax.set_ylabel(metric)
             if others:
                 ax.legend(fontsize=7, title=", ".join(others), title_fontsize=7)
     fig.tight_layout()
     return fig
+
+
+def shell_command(notebook: str | Path, grid: Mapping[str, Sequence[Any]], *, fixed: Mapping[str, Any] | None = None,
+                  params: Mapping[str, Any] | None = None, name: str = "sweep",
+                  output_dir: str | Path | None = None, smoke: bool = False) -> str:
+    """The ``python -m jepa_core.sweep ...`` line that runs the same sweep from a shell."""
+    parts = ["python", "-m", "jepa_core.sweep", str(notebook)]
+    for key, values in grid.items():
+        parts += ["--grid", f"{key}={','.join(_cli_value(v) for v in values)}"]
+    for flag, pairs in (("--set", fixed), ("--param", params)):
+        for key, value in (pairs or {}).items():
+            parts += [flag, f"{key}={_cli_value(value)}"]
+    parts += ["--name", name] + (["--output-dir", str(output_dir)] if output_dir else [])
+    return " ".join(shlex.quote(part) for part in parts + (["--smoke"] if smoke else []))
+
+
+def _cli_value(value: Any) -> str:
+    """A value as :func:`parse_value` (YAML) reads it back: YAML 1.1 needs ``1.0e-05``, not ``1e-05``."""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, (list, tuple)):
+        return "[" + ",".join(_cli_value(v) for v in value) + "]"
+    text = json.dumps(value)
+    if isinstance(value, float) and "e" in text and "." not in text:
+        mantissa, exponent = text.split("e")
+        text = f"{mantissa}.0e{exponent if exponent[0] in '+-' else '+' + exponent}"
+    return text
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -187,6 +242,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--param", action="append", default=[], metavar="NAME=VALUE",
                         help="a notebook parameter shared by every run (repeatable)")
     parser.add_argument("--name", default="sweep", help="results/sweeps/<name>/")
+    parser.add_argument("--output-dir", default=None, help="the sweep folder (default: results/sweeps/<name>/)")
     parser.add_argument("--smoke", action="store_true", help="run every point in smoke mode")
     args = parser.parse_args(argv)
     try:
@@ -194,7 +250,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         if not grid:
             raise ValueError("give at least one --grid key=v1,v2")
         table = run_sweep(args.notebook, grid, name=args.name, fixed=parse_overrides(args.fixed),
-                          params=parse_overrides(args.param), smoke=True if args.smoke else None)
+                          params=parse_overrides(args.param), output_dir=args.output_dir,
+                          smoke=True if args.smoke else None)
     except (ValueError, FileNotFoundError) as e:
         parser.error(str(e))
     except NotebookFailed as e:

@@ -253,14 +253,22 @@ def _batch_images(batch, device: torch.device) -> torch.Tensor:
 
 @torch.no_grad()
 def monitor_stats(run: _Run) -> dict[str, float]:
-    encoder = run.target_encoder if run.cfg.eval.encoder == "target" else run.context_encoder
-    was_training = encoder.training
-    encoder.eval()
-    with _autocast(run.device):
-        z = encoder(run.monitor_images).float().mean(dim=1)
-    encoder.train(was_training)
-    stats = embedding_stats(z)
-    return {k: stats[k] for k in ("std_mean", "std_min", "rankme", "mean_cosine")}
+    """Collapse metrics of the mean-pooled embeddings of the fixed monitor images: those of the
+    evaluated encoder (``eval.encoder``, the teacher by default) and, as ``student_*``, those
+    of the context encoder, the one the optimizer trains (a frozen or slow teacher can hide a
+    collapsing student)."""
+    out = {}
+    for prefix, encoder in (("", run.target_encoder if run.cfg.eval.encoder == "target" else run.context_encoder),
+                            ("student_", run.context_encoder)):
+        was_training = encoder.training
+        encoder.eval()
+        with _autocast(run.device):
+            z = encoder(run.monitor_images).float().mean(dim=1)
+        encoder.train(was_training)
+        stats = embedding_stats(z)
+        keys = ("std_mean", "std_min", "rankme", "mean_cosine") if not prefix else ("std_mean", "rankme")
+        out.update({prefix + k: stats[k] for k in keys})
+    return out
 
 
 def knn_eval(run: _Run) -> float:

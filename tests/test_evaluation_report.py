@@ -1,0 +1,243 @@
+from __future__ import annotations
+
+import matplotlib
+
+matplotlib.use("Agg")
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from torch import nn
+from torch.utils.data import DataLoader, TensorDataset
+
+from jepa_core.config import load_config
+from jepa_core.evaluate import knn_accuracy, linear_probe_accuracy
+from jepa_core.evaluation_report import (
+    FeatureSplit,
+    accuracy_table,
+    comparison_table,
+    evaluation_loaders,
+    feature_sets,
+    initial_encoder,
+    per_class_accuracy,
+    pixel_feature_sets,
+    plot_comparison,
+    plot_knn_vs_k,
+    plot_per_class,
+    plot_projection,
+    project_2d,
+    same_weights,
+    train_or_resume,
+)
+from jepa_core.train import build_run
+
+
+class PatchTokens(nn.Module):
+    """A parameter-free 'encoder': 2x2 patches of a 4x4 image as 4 tokens of 4 numbers."""
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        b = images.shape[0]
+        patches = images.reshape(b, 2, 2, 2, 2).permute(0, 1, 3, 2, 4)
+        return patches.reshape(b, 4, 4)
+
+
+def _images(n: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+    g = torch.Generator().manual_seed(seed)
+    labels = torch.arange(n) % 3
+    images = torch.randn(n, 1, 4, 4, generator=g) * 0.3
+    # class c lights up the top-left pixel of patch c (positions differ, sums do not)
+    for c, (r, col) in enumerate([(0, 0), (0, 2), (2, 0)]):
+        images[labels == c, 0, r, col] += 3.0
+    return images, labels
+
+
+def _loader(n: int, seed: int) -> DataLoader:
+    return DataLoader(TensorDataset(*_images(n, seed)), batch_size=16, shuffle=False)
+
+
+def _split(method="m", encoder="target", pool="mean", n=60, dim=5, seed=0, centred=False):
+    g = torch.Generator().manual_seed(seed)
+    ytr, yte = torch.arange(n) % 3, torch.arange(n // 2) % 3
+    centres = torch.randn(3, dim, generator=g) * 4
+    xtr = centres[ytr] + torch.randn(n, dim, generator=g)
+    xte = centres[yte] + torch.randn(n // 2, dim, generator=g)
+    return FeatureSplit(method, encoder, pool, xtr, ytr, xte, yte, centred=centred)
+
+
+# --- feature_sets ---------------------------------------------------------------------------
+def test_feature_sets_mean_pool_is_the_token_average_and_flatten_keeps_every_token():
+    images, _ = _images(20, seed=1)
+    tokens = PatchTokens()(images)
+    sets = feature_sets({("toy", "target"): PatchTokens()}, _loader(20, 1), _loader(10, 2))
+    assert set(sets) == {("toy", "target", "mean"), ("toy", "target", "flatten")}
+    torch.testing.assert_close(sets[("toy", "target", "mean")].train_x, tokens.mean(dim=1))
+    torch.testing.assert_close(sets[("toy", "target", "flatten")].train_x, tokens.reshape(20, 16))
+    assert sets[("toy", "target", "mean")].test_x.shape == (10, 4)
+
+
+def test_feature_sets_rejects_unknown_pool_and_bad_keys():
+    with pytest.raises(ValueError, match="pools"):
+        feature_sets({("a", "b"): PatchTokens()}, _loader(8, 0), _loader(8, 1), pools=("max",))
+    with pytest.raises(ValueError, match="keys"):
+        feature_sets({"a": PatchTokens()}, _loader(8, 0), _loader(8, 1))
+
+
+def test_pixel_feature_sets_share_the_pixels_and_only_the_copy_is_centred():
+    sets = pixel_feature_sets(_loader(12, 0), _loader(6, 1))
+    plain, centred = sets[("raw pixels", "-", "pixels")], sets[("raw pixels", "-", "pixels, centred")]
+    assert not plain.centred and centred.centred
+    assert plain.train_x is centred.train_x and plain.train_x.shape == (12, 16)
+
+
+# --- accuracy_table / comparison_table -------------------------------------------------------
+def test_accuracy_table_matches_the_evaluate_functions_row_by_row():
+    split = _split()
+    table = accuracy_table({split.key: split}, k_values=(1, 5))
+    row = table.iloc[0]
+    assert row["knn1"] == knn_accuracy(split.train_x, split.train_y, split.test_x, split.test_y, k=1)
+    assert row["knn5"] == knn_accuracy(split.train_x, split.train_y, split.test_x, split.test_y, k=5)
+    assert row["linear_probe"] == linear_probe_accuracy(split.train_x, split.train_y, split.test_x, split.test_y)
+    assert row["dim"] == 5
+
+
+def test_accuracy_table_centres_only_splits_marked_centred():
+    # Two classes on one ray from the origin (x = 10 and x = 20): every cosine similarity is 1,
+    # so uncentred k-NN cannot tell them apart; centred, they point in opposite directions.
+    def ray(n: int) -> tuple[torch.Tensor, torch.Tensor]:
+        y = torch.arange(n) % 2
+        x = torch.zeros(n, 2)
+        x[:, 0] = 10.0 + 10.0 * y + torch.linspace(-1, 1, n)
+        return x, y
+
+    (xtr, ytr), (xte, yte) = ray(40), ray(20)
+    plain = FeatureSplit("p", "-", "plain", xtr, ytr, xte, yte)
+    centred = FeatureSplit("p", "-", "centred", xtr, ytr, xte, yte, centred=True)
+    table = accuracy_table({"a": plain, "b": centred}, k_values=(5,), linear_probe=False).set_index("pool")
+    assert table.loc["centred", "knn5"] == 1.0
+    assert table.loc["plain", "knn5"] <= 0.6
+    assert table["linear_probe"].isna().all()
+
+
+def test_accuracy_table_probes_only_the_splits_the_predicate_accepts():
+    splits = {"t": _split(encoder="target"), "c": _split(encoder="context", seed=1)}
+    table = accuracy_table(splits, k_values=(3,), linear_probe=lambda s: s.encoder == "target")
+    table = table.set_index("encoder")
+    assert np.isnan(table.loc["context", "linear_probe"])
+    assert 0.0 <= table.loc["target", "linear_probe"] <= 1.0
+
+
+def test_accuracy_table_refuses_k_larger_than_the_training_split():
+    with pytest.raises(ValueError, match="exceed"):
+        accuracy_table({"a": _split(n=12)}, k_values=(20,))
+    with pytest.raises(ValueError, match="k_values"):
+        accuracy_table({"a": _split()}, k_values=(0,))
+
+
+def test_comparison_table_keeps_the_chosen_encoder_and_both_baselines():
+    splits = [_split("ijepa", "target"), _split("ijepa", "context"), _split("init", "target"),
+              _split("raw pixels", "-", "pixels")]
+    table = accuracy_table({s.key: s for s in splits}, k_values=(20,), linear_probe=False)
+    small = comparison_table(table, encoder="target", k=20)
+    assert list(small.columns) == ["method", "encoder", "pool", "knn20", "linear_probe"]
+    assert sorted(small["method"]) == ["ijepa", "init", "raw pixels"]
+    with pytest.raises(ValueError, match="k=5"):
+        comparison_table(table, k=5)
+
+
+# --- per-class accuracy ----------------------------------------------------------------------
+def test_per_class_accuracy_counts_hits_within_each_true_class():
+    y = np.array([0, 0, 0, 1, 1, 2])
+    pred = np.array([0, 1, 0, 1, 0, 0])
+    table = per_class_accuracy(pred, y, ["a", "b", "c", "d"])
+    assert table["n"].tolist() == [3, 2, 1, 0]
+    assert table["correct"].tolist() == [2, 1, 0, 0]
+    np.testing.assert_allclose(table["accuracy"].iloc[:3], [2 / 3, 1 / 2, 0.0])
+    assert np.isnan(table.loc["d", "accuracy"])
+    assert table["correct"].sum() / table["n"].sum() == (pred == y).mean()
+
+
+def test_per_class_accuracy_rejects_labels_outside_the_classes():
+    with pytest.raises(ValueError, match="y must be class indices"):
+        per_class_accuracy(np.array([0, 1]), np.array([0, 5]), ["a", "b"])
+    with pytest.raises(ValueError, match="equal length"):
+        per_class_accuracy(np.array([0]), np.array([0, 1]), ["a", "b"])
+
+
+# --- projections and figures -----------------------------------------------------------------
+def test_pca_projection_keeps_the_direction_of_largest_variance():
+    rng = np.random.default_rng(0)
+    x = np.zeros((200, 3))
+    x[:, 1] = rng.normal(scale=10.0, size=200)  # the only large spread
+    x[:, [0, 2]] = rng.normal(scale=0.1, size=(200, 2))
+    xy = project_2d(x, "pca")
+    assert abs(np.corrcoef(xy[:, 0], x[:, 1])[0, 1]) > 0.999
+    with pytest.raises(ValueError, match="method"):
+        project_2d(x, "umap")
+
+
+def test_plots_draw_one_panel_or_bar_group_per_entry():
+    split = _split()
+    fig = plot_projection({"a": split.test_x, "b": split.test_x * 2}, split.test_y, ["0", "1", "2"])
+    assert len([ax for ax in fig.axes if ax.get_title()]) == 2
+    tables = {"x": per_class_accuracy(np.array([0, 1, 2]), np.array([0, 1, 1]), ["0", "1", "2"]),
+              "y": per_class_accuracy(np.array([0, 1, 1]), np.array([0, 1, 1]), ["0", "1", "2"])}
+    fig = plot_per_class(tables)
+    assert len(fig.axes[0].patches) == 2 * 3
+    comparison = comparison_table(accuracy_table(
+        {s.key: s for s in (_split("a"), _split("init"), _split("raw pixels", "-", "pixels"))},
+        k_values=(1, 20)))
+    fig = plot_comparison(comparison)
+    assert len(fig.axes[0].patches) == 2 * len(comparison)
+    fig = plot_knn_vs_k(accuracy_table({"a": split}, k_values=(1, 5, 20), linear_probe=False))
+    np.testing.assert_allclose(fig.axes[0].lines[0].get_xdata(), [1, 5, 20])
+    with pytest.raises(ValueError, match="rows"):
+        plot_projection({"a": split.test_x}, split.test_y[:3], ["0", "1", "2"])
+
+
+# --- training and the initial encoder ------------------------------------------------------
+TINY = {"data.name": "digits", "model.patch_size": 2, "masks.min_keep": 2, "data.train_samples": 64, "train.batch_size": 32, "train.epochs": 1,
+        "eval.train_samples": 40, "monitor.samples": 16, "train.device": "cpu",
+        "monitor.alarm_rankme": 0.0, "monitor.alarm_std_mean": 0.0}
+
+
+def test_initial_encoder_equals_the_encoder_a_run_starts_from():
+    cfg = load_config("ijepa", TINY)
+    fresh = build_run(cfg)
+    init = initial_encoder(cfg)
+    assert same_weights(init, fresh.context_encoder)
+    assert same_weights(init, fresh.target_encoder)
+    other_seed = initial_encoder(load_config("ijepa", {**TINY, "train.seed": 1}))
+    assert not same_weights(init, other_seed)
+
+
+def test_train_or_resume_reuses_a_finished_run_and_retrains_when_the_config_changed(tmp_path):
+    first = train_or_resume("ijepa", TINY, tmp_path)
+    assert first.checkpoint_path == tmp_path / "runs" / "ijepa" / "checkpoint.pt"
+    again = train_or_resume("ijepa", TINY, tmp_path)
+    pd.testing.assert_frame_equal(again.history, first.history)
+    assert same_weights(again.target_encoder, first.target_encoder)
+    with pytest.raises(ValueError, match="train.batch_size"):
+        train_or_resume("ijepa", {**TINY, "train.batch_size": 16}, tmp_path, on_changed="error")
+    with pytest.warns(UserWarning, match="afresh"):
+        changed = train_or_resume("ijepa", {**TINY, "train.batch_size": 16}, tmp_path)
+    assert changed.config.train.batch_size == 16 and int(changed.history["step"].iloc[-1]) == 64 // 16
+
+
+def test_train_or_resume_rejects_unknown_methods_and_modes(tmp_path):
+    with pytest.raises(ValueError, match="method"):
+        train_or_resume("byol", {}, tmp_path)
+    with pytest.raises(ValueError, match="on_changed"):
+        train_or_resume("ijepa", {}, tmp_path, on_changed="ignore")
+
+
+def test_evaluation_loaders_cap_both_splits_and_keep_the_class_names():
+    cfg = load_config("ijepa", TINY)
+    full_test = build_run(cfg).test_set
+    train_loader, test_loader = evaluation_loaders(cfg, batch_size=64)
+    assert len(train_loader.dataset) == 40
+    assert len(test_loader.dataset) == len(full_test)
+    _, small_test = evaluation_loaders(cfg, test_samples=25)
+    assert len(small_test.dataset) == 25 and small_test.dataset.classes == full_test.classes
+    with pytest.raises(ValueError, match="test_samples"):
+        evaluation_loaders(cfg, test_samples=0)
