@@ -342,7 +342,7 @@ def plot_per_class(tables: Mapping[str, pd.DataFrame], title: str = "per-class a
     for name, frame in tables.items():
         if list(frame.index) != classes:
             raise ValueError(f"every table must cover the classes {classes}; {name!r} has {list(frame.index)}")
-    fig, ax = plt.subplots(figsize=(max(6.0, 0.7 * len(classes) * max(1, len(tables)) / 2), 3.4))
+    fig, ax = plt.subplots(figsize=(min(11.0, max(6.0, 2.0 + 0.22 * len(classes) * len(tables))), 3.4))
     width = 0.8 / len(tables)
     x = np.arange(len(classes))
     for i, (name, frame) in enumerate(tables.items()):
@@ -353,7 +353,7 @@ def plot_per_class(tables: Mapping[str, pd.DataFrame], title: str = "per-class a
     ax.set_xlabel("true class")
     ax.set_ylabel("accuracy")
     ax.set_title(title)
-    ax.legend(fontsize=7, ncol=2, loc="lower right")
+    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.0, 1.0))
     fig.tight_layout()
     return fig
 
@@ -396,7 +396,7 @@ def plot_projection(features: Mapping[str, torch.Tensor | np.ndarray], labels: t
     for ax, (name, x) in zip(axes[0], features.items(), strict=True):
         xy = project_2d(x, method=method, seed=seed)
         points = ax.scatter(xy[:, 0], xy[:, 1], c=labels, cmap=cmap, vmin=-0.5, vmax=len(classes) - 0.5,
-                            s=4, alpha=0.7, linewidths=0)
+                            s=6, alpha=0.7, linewidths=0)
         ax.set_title(name, fontsize=9)
         ax.set_xticks([])
         ax.set_yticks([])
@@ -433,7 +433,7 @@ def plot_comparison(comparison: pd.DataFrame, k: int = 20):
     ax.set_xticks(x, labels, rotation=35, ha="right", fontsize=8)
     ax.set_ylim(0, 1.0)
     ax.set_ylabel("test accuracy")
-    ax.legend(fontsize=8, loc="lower right")
+    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.0, 1.0))
     fig.tight_layout()
     return fig
 
@@ -448,7 +448,7 @@ def plot_knn_vs_k(table: pd.DataFrame, encoder: str = "target"):
         raise ValueError(f"table has no knn<k> column; got {list(table.columns)}")
     ks = [int(c[3:]) for c in columns]
     keep = table["method"].isin(["init", "raw pixels"]) | (table["encoder"] == encoder)
-    styles = {"mean": "-", "flatten": "--"}
+    styles = {"mean": "-", "flatten": "--", "pixels": ":", "pixels, centred": "-."}
     fig, ax = plt.subplots(figsize=(5.6, 3.6))
     colours = {m: f"C{i}" for i, m in enumerate(dict.fromkeys(table.loc[keep, "method"]))}
     for _, row in table[keep].iterrows():
@@ -458,6 +458,6 @@ def plot_knn_vs_k(table: pd.DataFrame, encoder: str = "target"):
     ax.set_xticks(ks, [str(k) for k in ks])
     ax.set_xlabel("k (neighbours voting)")
     ax.set_ylabel("k-NN test accuracy")
-    ax.legend(fontsize=7, ncol=2)
+    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.0, 1.0))
     fig.tight_layout()
     return fig
