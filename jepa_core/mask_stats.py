@@ -34,13 +34,12 @@ import inspect
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
-from numbers import Integral
 from typing import Any
 
 import pandas as pd
 import torch
 
-from .masks import MultiBlockMasks, indices_cut_to_shortest, sample_multiblock_masks
+from .masks import MultiBlockMasks, _as_int, indices_cut_to_shortest, sample_multiblock_masks
 
 MASK_KWARGS = ("n_targets", "target_scale", "target_aspect", "context_scale", "min_keep",
                "allow_overlap")
@@ -67,15 +66,6 @@ class UncutBatch:
     target_scale: float
     target_aspect: float
     context_scale: float
-
-
-def _check_int(name: str, value: Any, minimum: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, Integral):
-        raise TypeError(f"{name} must be an int >= {minimum}, got {value!r} "
-                        f"({type(value).__name__})")
-    if value < minimum:
-        raise ValueError(f"{name} must be an int >= {minimum}, got {value}")
-    return int(value)
 
 
 def _resolve_mask_kwargs(grid: Any, mask_kwargs: dict[str, Any]) -> dict[str, Any]:
@@ -122,7 +112,7 @@ def uncut_batch(grid: int | tuple[int, int], batch_size: int, *,
     ``mask_kwargs`` are those of :func:`jepa_core.masks.sample_multiblock_masks` (its defaults
     apply); ``generator`` None: a fresh one seeded from torch's global RNG.
     """
-    batch_size = _check_int("batch_size", batch_size, 1)
+    batch_size = _as_int("batch_size", batch_size, 1)
     kwargs = _resolve_mask_kwargs(grid, mask_kwargs)
     if generator is None:
         generator = torch.Generator().manual_seed(int(torch.randint(0, 2**62, (1,))))
@@ -178,9 +168,9 @@ def mask_statistics(grid: int | tuple[int, int], n_images: int, batch_size: int,
 
     ``df.attrs`` holds the grid, the sizes, the seed and every mask argument.
     """
-    n_images = _check_int("n_images", n_images, 1)
-    batch_size = _check_int("batch_size", batch_size, 1)
-    seed = _check_int("seed", seed, 0)
+    n_images = _as_int("n_images", n_images, 1)
+    batch_size = _as_int("batch_size", batch_size, 1)
+    seed = _as_int("seed", seed, 0)
     kwargs = _resolve_mask_kwargs(grid, mask_kwargs)
     generator = torch.Generator().manual_seed(seed)
     frames = []
@@ -244,9 +234,9 @@ def equalisation_loss(grid: int | tuple[int, int], batch_sizes: Sequence[int], *
             or len(batch_sizes) == 0:
         raise TypeError(f"batch_sizes must be a non-empty sequence of ints >= 1, got "
                         f"{batch_sizes!r}")
-    sizes = [_check_int("each batch size", b, 1) for b in batch_sizes]
-    n_batches = _check_int("n_batches", n_batches, 1)
-    seed = _check_int("seed", seed, 0)
+    sizes = [_as_int("each batch size", b, 1) for b in batch_sizes]
+    n_batches = _as_int("n_batches", n_batches, 1)
+    seed = _as_int("seed", seed, 0)
     kwargs = _resolve_mask_kwargs(grid, mask_kwargs)
     generator = torch.Generator().manual_seed(seed)
     drops: dict[int, list[float]] = {b: [] for b in sizes}
@@ -280,7 +270,7 @@ def distance_to_context(masks: MultiBlockMasks, chunk: int = 256) -> torch.Tenso
     """
     if not isinstance(masks, MultiBlockMasks):
         raise TypeError(f"masks must be a MultiBlockMasks, got {type(masks).__name__}")
-    chunk = _check_int("chunk", chunk, 1)
+    chunk = _as_int("chunk", chunk, 1)
     height, width = masks.grid
     rows, cols = torch.meshgrid(torch.arange(height), torch.arange(width), indexing="ij")
     coords = torch.stack([rows.flatten(), cols.flatten()], -1).float()
