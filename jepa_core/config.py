@@ -106,6 +106,7 @@ class TrainConfig:
     output_dir: str | None = None  # None: results/runs/<method>-<data>-seed<seed>
     resume: bool = False
     log_every: int = 0  # optimizer steps between history rows; 0: once per epoch
+    compile: bool = False  # torch.compile the trained forward (GPUs; first steps pay the compile)
 
 
 @dataclass

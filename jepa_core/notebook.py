@@ -21,6 +21,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from .device import resolve_device
 from .results import output_dir_for, save_figure, write_metrics
 
 
@@ -30,16 +31,6 @@ def env_smoke() -> bool:
     if value not in ("0", "1", "true", "false", ""):
         raise ValueError(f"JEPA_SMOKE must be 1 or 0; got {value!r}")
     return value in ("1", "true")
-
-
-def resolve_notebook_device(device: str) -> str:
-    if device == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    if device.startswith("cuda") and not torch.cuda.is_available():
-        raise ValueError(f"device={device!r} but CUDA is not available here; use 'cpu' or 'auto'")
-    if device not in ("cpu", "mps") and not device.startswith("cuda"):
-        raise ValueError(f"device must be 'auto', 'cpu', 'cuda', 'cuda:N' or 'mps'; got {device!r}")
-    return device
 
 
 @dataclass
@@ -76,4 +67,4 @@ def prepare(name: str, *, output_dir: str | Path | None = None, seed: int = 0, d
 
     matplotlib.rcParams.update({"figure.dpi": 90, "axes.grid": True, "grid.alpha": 0.3})
     return NotebookRun(name=name, out=output_dir_for(name, output_dir), seed=seed,
-                       device=resolve_notebook_device(device), smoke=bool(smoke))
+                       device=str(resolve_device(device, key="device")), smoke=bool(smoke))

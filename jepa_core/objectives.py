@@ -118,6 +118,42 @@ class Objective(nn.Module):
         return F.mse_loss(self.pixel_head(preds), pixels)
 
 
+def jepa_inputs(objective: Objective, images: Tensor) -> Tensor:
+    """The images I-JEPA runs on: the first view (two-view methods with
+    ``views_from="full_view"``) or all of ``images``."""
+    if objective.views == 2 and objective.cfg.views_from == "full_view":
+        return images[: images.shape[0] // 2]
+    return images
+
+
+def online_forward(context_encoder: nn.Module, predictor: nn.Module, objective: Objective, images: Tensor,
+                   masks, targets: Tensor) -> dict[str, Tensor]:
+    """Steps 2-4 of the official I-JEPA step, the part that carries gradient: context forward,
+    prediction, loss against ``targets`` (from :func:`target_features`)."""
+    x = jepa_inputs(objective, images)
+    context = context_encoder(x, keep=masks.context)  # 2. what we see
+    preds = predictor(context, masks.context, masks.targets)  # 3. the guess
+    views = None
+    if objective.views == 2:  # the online embeddings of both views, mean-pooled
+        full_views = objective.cfg.views_from == "full_view"
+        pooled = (context_encoder(images) if full_views else context).float().mean(dim=1)
+        views = pooled.chunk(2, dim=0)
+    return objective(preds.float(), targets.float(), views, x, masks.targets)  # 4. how wrong
+
+
+class OnlineStep(nn.Module):
+    """The trained modules (context encoder, predictor, objective) as one module, so that
+    DistributedDataParallel can wrap them: its gradient sync runs only through a wrapper's
+    ``forward``. Holds no parameters of its own; the teacher stays outside."""
+
+    def __init__(self, context_encoder: nn.Module, predictor: nn.Module, objective: Objective):
+        super().__init__()
+        self.context_encoder, self.predictor, self.objective = context_encoder, predictor, objective
+
+    def forward(self, images: Tensor, masks, targets: Tensor) -> dict[str, Tensor]:
+        return online_forward(self.context_encoder, self.predictor, self.objective, images, masks, targets)
+
+
 def jepa_forward(context_encoder: nn.Module, target_encoder: nn.Module, predictor: nn.Module,
                  objective: Objective, images: Tensor, masks, *, stop_grad: bool = True,
                  target_layer_norm: bool = True) -> dict[str, Tensor]:
@@ -128,18 +164,11 @@ def jepa_forward(context_encoder: nn.Module, target_encoder: nn.Module, predicto
     ``stop_grad=False`` keeps the target branch in the autograd graph (the collapse lab's
     broken switch).
     """
-    full_views = objective.views == 2 and objective.cfg.views_from == "full_view"
-    x = images[: images.shape[0] // 2] if full_views else images
+    x = jepa_inputs(objective, images)
     with torch.set_grad_enabled(torch.is_grad_enabled() and not stop_grad):
         targets = target_features(target_encoder, x, masks.targets,  # 1. what to predict
                                   levels=objective.levels, layer_norm=target_layer_norm)
-    context = context_encoder(x, keep=masks.context)  # 2. what we see
-    preds = predictor(context, masks.context, masks.targets)  # 3. the guess
-    views = None
-    if objective.views == 2:  # the online embeddings of both views, mean-pooled
-        pooled = (context_encoder(images) if full_views else context).float().mean(dim=1)
-        views = pooled.chunk(2, dim=0)
-    return objective(preds.float(), targets.float(), views, x, masks.targets)  # 4. how wrong
+    return online_forward(context_encoder, predictor, objective, images, masks, targets)  # 2.-4.
 
 
 def jepa_batch_size(objective: Objective, n_images: int) -> int:

@@ -2,6 +2,10 @@
 
     python -m jepa_core.train --config cjepa --set train.epochs=3 --set data.name=mnist5k
 
+Under ``torchrun --nproc_per_node=N -m jepa_core.train ...`` the same loop runs on N processes
+with DistributedDataParallel (see ``distributed.py``); ``train.batch_size`` stays the global
+batch (each rank takes batch_size / N).
+
 One optimizer step reads like the official I-JEPA step (facebookresearch/ijepa, src/train.py):
 
     1. target forward   targets = LN(target_encoder(x))[target blocks]    no gradient
@@ -20,6 +24,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import math
+import os
 import sys
 import time
 import warnings
@@ -31,17 +36,21 @@ from typing import Any
 import pandas as pd
 import torch
 from torch import nn
+from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader, Subset
+from torch.utils.data.distributed import DistributedSampler
 
+from . import distributed
 from .checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from .config import Config, config_diff, load_config, parse_overrides
 from .data import make_datasets, make_loader, with_two_views
+from .device import resolve_device
 from .ema import ema_update, momentum_schedule
 from .evaluate import extract_features, knn_accuracy
 from .masks import sample_multiblock_masks
 from .models import MODEL_PRESETS, build_models
 from .monitor import embedding_stats
-from .objectives import Objective, jepa_batch_size, jepa_forward
+from .objectives import Objective, OnlineStep, jepa_batch_size, jepa_inputs, target_features
 from .optim import cosine_ramp, make_optimizer, set_schedules, warmup_cosine
 from .paths import resolve, results_dir
 from .results import write_metrics
@@ -98,20 +107,12 @@ class _Run:
     micro_batch: int
     output_dir: Path
     monitor_images: torch.Tensor
+    online: nn.Module  # context encoder + predictor + objective (DDP-wrapped / compiled when asked)
+    dist: distributed.DistContext = field(default_factory=distributed.DistContext)
     momentum: Callable[[int], float] = field(repr=False, default=None)
 
 
 # ---------------------------------------------------------------------------------------------
-def resolve_device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name.startswith("cuda") and not torch.cuda.is_available():
-        raise ValueError(f"train.device={name!r} but CUDA is not available here; use 'cpu' or 'auto'")
-    if name == "mps" and not torch.backends.mps.is_available():
-        raise ValueError("train.device='mps' but MPS is not available here; use 'cpu' or 'auto'")
-    return torch.device(name)
-
-
 def default_output_dir(cfg: Config) -> Path:
     if cfg.train.output_dir:
         path = resolve(cfg.train.output_dir)
@@ -128,8 +129,16 @@ def _seed(*parts: int) -> int:
     return value
 
 
-def build_run(cfg: Config) -> _Run:
-    device = resolve_device(cfg.train.device)
+def build_run(cfg: Config, dist_ctx: distributed.DistContext | None = None) -> _Run:
+    dist_ctx = dist_ctx or distributed.DistContext()
+    device = resolve_device(cfg.train.device, local_rank=dist_ctx.local_rank if dist_ctx.enabled else None)
+    if dist_ctx.enabled:
+        if cfg.train.batch_size % (dist_ctx.world_size * cfg.train.accumulate):
+            raise ValueError(f"train.batch_size={cfg.train.batch_size} is the global batch: it must divide by "
+                             f"the {dist_ctx.world_size} processes x train.accumulate={cfg.train.accumulate}")
+        if not cfg.ema.stop_grad or cfg.ema.target_in_optimizer:
+            raise ValueError("ema.stop_grad=False and ema.target_in_optimizer=True are the collapse lab's "
+                             "single-process switches; run them without torchrun")
     torch.manual_seed(cfg.train.seed)
     train_set, test_set = make_datasets(cfg.data.name, root=cfg.data.root, download=cfg.data.download,
                                         image_size=cfg.data.image_size)
@@ -168,17 +177,23 @@ def build_run(cfg: Config) -> _Run:
         trained.append(target_encoder)
     optimizer = make_optimizer(trained, lr=cfg.optim.lr, weight_decay=cfg.optim.weight_decay)
 
-    micro_batch = cfg.train.batch_size // cfg.train.accumulate
+    micro_batch = cfg.train.batch_size // (cfg.train.accumulate * dist_ctx.world_size)
     steps_per_epoch = len(train_set) // cfg.train.batch_size
     if steps_per_epoch < 1:
         raise ValueError(f"train.batch_size={cfg.train.batch_size} is larger than the training set "
                          f"({len(train_set)} images): lower it")
     n_monitor = min(cfg.monitor.samples, len(test_set))
     monitor_images = torch.stack([test_set[i][0] for i in range(n_monitor)]).to(device)
+    online = OnlineStep(context_encoder, predictor, objective)
+    if dist_ctx.enabled:  # gradients averaged over ranks; every rank starts from the same seed
+        online = DistributedDataParallel(online, device_ids=[device.index] if device.type == "cuda" else None)
+    if cfg.train.compile:
+        online = torch.compile(online)
     run = _Run(cfg=cfg, device=device, train_set=train_set, test_set=test_set, eval_bank=eval_bank,
                context_encoder=context_encoder, target_encoder=target_encoder, predictor=predictor,
                objective=objective, optimizer=optimizer, steps_per_epoch=steps_per_epoch,
-               micro_batch=micro_batch, output_dir=default_output_dir(cfg), monitor_images=monitor_images)
+               micro_batch=micro_batch, output_dir=default_output_dir(cfg), monitor_images=monitor_images,
+               online=online, dist=dist_ctx)
     total = cfg.train.epochs * steps_per_epoch
     ema_end = cfg.ema.start if cfg.ema.kind == "constant" else cfg.ema.end
     run.momentum = momentum_schedule(cfg.ema.start, ema_end, total_steps=total, kind=cfg.ema.kind)
@@ -210,20 +225,34 @@ def check_teacher(run: _Run) -> None:
         raise RuntimeError("target-encoder parameters require grad although ema.stop_grad=True")
 
 
-def seed_epoch(cfg: Config, epoch: int) -> None:
-    """Every random draw of an epoch (order, augmentations) depends on (seed, epoch) alone."""
-    torch.manual_seed(_seed(cfg.train.seed, epoch, 1) % (1 << 62))
+def _stream(run: _Run, kind: int) -> int:
+    """Random stream ``kind`` of this rank (rank 0 of any world size draws what one process does)."""
+    return kind + 16 * run.dist.rank
+
+
+def seed_epoch(run: _Run, epoch: int) -> None:
+    """Every random draw of an epoch (order, augmentations) depends on (seed, epoch, rank) alone."""
+    torch.manual_seed(_seed(run.cfg.train.seed, epoch, _stream(run, 1)) % (1 << 62))
 
 
 def epoch_loader(run: _Run, epoch: int) -> DataLoader:
     cfg = run.cfg
-    return make_loader(run.train_set, run.micro_batch, shuffle=True, seed=_seed(cfg.train.seed, epoch, 2) % (1 << 62),
-                       num_workers=cfg.data.num_workers, drop_last=True, pin_memory=run.device.type == "cuda")
+    pin = run.device.type == "cuda"
+    if not run.dist.enabled:
+        return make_loader(run.train_set, run.micro_batch, shuffle=True, seed=_seed(cfg.train.seed, epoch, 2) % (1 << 62),
+                           num_workers=cfg.data.num_workers, drop_last=True, pin_memory=pin)
+    # Each rank reads its own 1/N of a permutation that depends on (seed, epoch) alone.
+    sampler = DistributedSampler(run.train_set, num_replicas=run.dist.world_size, rank=run.dist.rank, shuffle=True,
+                                 seed=_seed(cfg.train.seed, 2) % (1 << 62), drop_last=True)
+    sampler.set_epoch(epoch)
+    return DataLoader(run.train_set, batch_size=run.micro_batch, sampler=sampler, num_workers=cfg.data.num_workers,
+                      drop_last=True, pin_memory=pin)
 
 
 def sample_masks(run: _Run, batch_size: int, micro_step: int):
+    """This rank's masks for one micro-step, from a generator seeded by (seed, step, rank)."""
     m = run.cfg.masks
-    g = torch.Generator().manual_seed(_seed(run.cfg.train.seed, micro_step, 3) % (1 << 62))
+    g = torch.Generator().manual_seed(_seed(run.cfg.train.seed, micro_step, _stream(run, 3)) % (1 << 62))
     masks = sample_multiblock_masks(run.context_encoder.grid, batch_size, n_targets=m.n_targets,
                                     target_scale=m.target_scale, target_aspect=m.target_aspect,
                                     context_scale=m.context_scale, min_keep=m.min_keep,
@@ -240,8 +269,12 @@ def _autocast(device: torch.device):
 def train_step(run: _Run, images: torch.Tensor, masks) -> dict[str, torch.Tensor]:
     """Forward one (micro-)batch and return the loss terms; the caller steps the optimizer."""
     with _autocast(run.device):
-        return jepa_forward(run.context_encoder, run.target_encoder, run.predictor, run.objective, images, masks,
-                            stop_grad=run.cfg.ema.stop_grad, target_layer_norm=run.cfg.loss.target_layer_norm)
+        # 1. target forward: no gradient unless the collapse lab's ema.stop_grad=False asks for it
+        with torch.set_grad_enabled(not run.cfg.ema.stop_grad):
+            targets = target_features(run.target_encoder, jepa_inputs(run.objective, images), masks.targets,
+                                      levels=run.objective.levels, layer_norm=run.cfg.loss.target_layer_norm)
+        # 2.-4. context forward, prediction, loss (through DDP when distributed)
+        return run.online(images, masks, targets)
 
 
 def _batch_images(batch, device: torch.device) -> torch.Tensor:
@@ -272,33 +305,66 @@ def monitor_stats(run: _Run) -> dict[str, float]:
 
 
 def knn_eval(run: _Run) -> float:
+    """k-NN accuracy of the evaluated encoder (computed on rank 0, broadcast to the others)."""
+    if not run.dist.is_main:
+        return distributed.broadcast_float(run.dist, None, run.device)
     cfg = run.cfg
     encoder = run.target_encoder if cfg.eval.encoder == "target" else run.context_encoder
     kwargs = {"batch_size": 256, "shuffle": False, "num_workers": cfg.data.num_workers}
     train_x, train_y = extract_features(encoder, DataLoader(run.eval_bank, **kwargs), pool=cfg.eval.pool)
     test_x, test_y = extract_features(encoder, DataLoader(run.test_set, **kwargs), pool=cfg.eval.pool)
-    return knn_accuracy(train_x.to(run.device), train_y.to(run.device), test_x.to(run.device),
-                        test_y.to(run.device), k=cfg.eval.k, temperature=cfg.eval.temperature)
+    acc = knn_accuracy(train_x.to(run.device), train_y.to(run.device), test_x.to(run.device),
+                       test_y.to(run.device), k=cfg.eval.k, temperature=cfg.eval.temperature)
+    return distributed.broadcast_float(run.dist, acc, run.device)
 
 
-def _state(run: _Run, epoch: int, step: int, history: list[dict]) -> dict[str, Any]:
+_MODULES = ("context_encoder", "target_encoder", "predictor", "objective")
+_STATE_KEYS = ("config", "epoch", "step", *_MODULES, "optimizer", "history")
+
+
+def _state(run: _Run, epoch: int, step: int, history: list[dict], stopped: str | None = None) -> dict[str, Any]:
     return {"config": run.cfg.to_dict(), "preset": run.cfg.preset, "epoch": epoch, "step": step,
-            "context_encoder": run.context_encoder.state_dict(), "target_encoder": run.target_encoder.state_dict(),
-            "predictor": run.predictor.state_dict(), "objective": run.objective.state_dict(),
-            "optimizer": run.optimizer.state_dict(), "history": history}
+            **{name: getattr(run, name).state_dict() for name in _MODULES},
+            "optimizer": run.optimizer.state_dict(), "history": history, "stopped": stopped}
+
+
+def _saved_config(state: dict[str, Any], path: Path, overrides: dict[str, Any] | None = None) -> Config:
+    """The config a checkpoint was written with; a CheckpointError if this version cannot use it."""
+    missing = [key for key in _STATE_KEYS if key not in state]
+    if missing:
+        raise CheckpointError(f"checkpoint {str(path)!r} lacks {', '.join(missing)}: it was not written by "
+                              "jepa_core.train (or by an incompatible version)")
+    try:
+        return load_config(state["config"] | {"preset": state.get("preset")}, overrides)
+    except (KeyError, ValueError, TypeError) as e:
+        raise CheckpointError(f"checkpoint {str(path)!r} holds a config this version cannot read ({e}); "
+                              "start a new output_dir or use the version that wrote it") from None
+
+
+def _load_modules(run: _Run, state: dict[str, Any], path: Path) -> None:
+    for name in _MODULES:
+        try:
+            getattr(run, name).load_state_dict(state[name])
+        except RuntimeError as e:
+            first = str(e).strip().splitlines()[0]
+            raise CheckpointError(f"checkpoint {str(path)!r}: its {name} does not fit the model its config "
+                                  f"builds ({first})") from None
 
 
 def _resume(run: _Run, path: Path) -> tuple[int, int, list[dict]]:
     state = load_checkpoint(path, map_location=run.device)
-    saved = load_config(state["config"] | {"preset": state.get("preset")})
+    saved = _saved_config(state, path)
+    if state.get("stopped"):
+        raise ValueError(f"train.resume: the run in {str(path.parent)!r} was stopped on purpose "
+                         f"({state['stopped']}); it would stop again. Load it with load_trained to inspect "
+                         "it, or start a new output_dir")
     diff = config_diff(saved, run.cfg, ignore=("train.resume", "train.output_dir", "data.num_workers",
                                                 "train.device"))
     if diff:
         lines = ", ".join(f"{k}: {a!r} -> {b!r}" for k, a, b in ((k, *v) for k, v in diff.items()))
         raise ValueError(f"train.resume: the checkpoint {str(path)!r} was written with a different config "
                          f"({lines}); resume with the same config or start a new output_dir")
-    for name in ("context_encoder", "target_encoder", "predictor", "objective"):
-        getattr(run, name).load_state_dict(state[name])
+    _load_modules(run, state, path)
     run.optimizer.load_state_dict(state["optimizer"])
     return int(state["epoch"]), int(state["step"]), list(state["history"])
 
@@ -331,21 +397,29 @@ def train(config: Config | str | dict, callbacks: Sequence[Callable[[dict], None
     callbacks: called with each new history row (a dict), e.g. to draw live curves.
     """
     cfg = load_config(config, overrides) if overrides or not isinstance(config, Config) else config
-    run = build_run(cfg)
+    dist_ctx = distributed.setup(cfg.train.device)
+    try:
+        return _train(build_run(cfg, dist_ctx), callbacks, progress)
+    finally:
+        distributed.teardown(dist_ctx)
+
+
+def _train(run: _Run, callbacks: Sequence[Callable[[dict], None]] | None, progress: bool) -> TrainResult:
+    cfg, main = run.cfg, run.dist.is_main
     ckpt_path = run.output_dir / CHECKPOINT_NAME
     start_epoch, step, history = 0, 0, []
     if cfg.train.resume and ckpt_path.exists():
         start_epoch, step, history = _resume(run, ckpt_path)
-    elif ckpt_path.exists():
+    elif ckpt_path.exists() and main:
         warnings.warn(f"{ckpt_path} exists and train.resume is false: starting afresh and overwriting it",
-                      stacklevel=2)
+                      stacklevel=3)
     total_steps = cfg.train.epochs * run.steps_per_epoch
     warmup_steps = int(round(cfg.optim.warmup_epochs * run.steps_per_epoch))
     seconds = history[-1]["seconds"] if history else 0.0
     stopped, warned = None, False
 
     bar = None
-    if progress:
+    if progress and main:
         from tqdm.auto import tqdm
 
         bar = tqdm(total=total_steps, initial=step, desc=f"{cfg.loss.method} on {cfg.data.name}", unit="step")
@@ -362,7 +436,7 @@ def train(config: Config | str | dict, callbacks: Sequence[Callable[[dict], None
             cb(row)
 
     for epoch in range(start_epoch, cfg.train.epochs):
-        seed_epoch(cfg, epoch)
+        seed_epoch(run, epoch)
         t0 = time.perf_counter()
         micro = 0
         for batch in epoch_loader(run, epoch):
@@ -371,9 +445,12 @@ def train(config: Config | str | dict, callbacks: Sequence[Callable[[dict], None
             images = _batch_images(batch, run.device)
             masks = sample_masks(run, jepa_batch_size(run.objective, images.shape[0]),
                                  step * cfg.train.accumulate + micro % cfg.train.accumulate)
-            terms = train_step(run, images, masks)
-            _check_finite(terms, step, epoch, ckpt_path, epoch)
-            (terms["loss"] / cfg.train.accumulate).backward()
+            accumulating = (micro + 1) % cfg.train.accumulate != 0
+            # DDP averages gradients over ranks on the backward of the last micro-batch only
+            with run.online.no_sync() if run.dist.enabled and accumulating else contextlib.nullcontext():
+                terms = train_step(run, images, masks)
+                _check_finite(terms, step, epoch, ckpt_path, epoch)
+                (terms["loss"] / cfg.train.accumulate).backward()
             for name, value in terms.items():
                 sums[name] = sums.get(name, 0.0) + float(value.detach()) / cfg.train.accumulate
             micro += 1
@@ -402,6 +479,7 @@ def train(config: Config | str | dict, callbacks: Sequence[Callable[[dict], None
                 evaluate_now = end_of_epoch and (
                     (cfg.eval.every and (epoch + 1) % cfg.eval.every == 0) or epoch + 1 == cfg.train.epochs)
                 seconds += time.perf_counter() - t0
+                sums = distributed.mean_over_ranks(run.dist, sums, run.device)
                 row = {"epoch": step / run.steps_per_epoch, "step": step, "images": step * cfg.train.batch_size,
                        **{k: v / n_sums for k, v in sums.items()}, "momentum": momentum, "lr": lr, "wd": wd,
                        **monitor_stats(run), "knn_acc": knn_eval(run) if evaluate_now else math.nan}
@@ -416,29 +494,37 @@ def train(config: Config | str | dict, callbacks: Sequence[Callable[[dict], None
                     message = f"collapse alarm at step {step}: {reason}"
                     if cfg.monitor.on_collapse == "stop":
                         stopped = message
-                        warnings.warn(message + "; stopping (monitor.on_collapse='stop')", CollapseWarning,
-                                      stacklevel=2)
+                        if main:
+                            warnings.warn(message + "; stopping (monitor.on_collapse='stop')", CollapseWarning,
+                                          stacklevel=3)
                         break
-                    if not warned:
+                    if not warned and main:
                         warnings.warn(message + " (monitor.on_collapse='warn' keeps going)", CollapseWarning,
-                                      stacklevel=2)
+                                      stacklevel=3)
                         warned = True
+        if not stopped:
+            seconds += time.perf_counter() - t0
+            history[-1]["seconds"] = seconds
+        # The state at the end of each epoch; a run stopped by the alarm keeps its last state too
+        # (marked stopped: load_trained reads it, train.resume refuses it).
+        if main:
+            save_checkpoint(ckpt_path, _state(run, epoch + 1 if not stopped else epoch, step, history, stopped))
+            pd.DataFrame(history).to_csv(run.output_dir / "history.csv", index=False)
+        distributed.barrier(run.dist)
         if stopped:
             break
-        seconds += time.perf_counter() - t0
-        history[-1]["seconds"] = seconds
-        save_checkpoint(ckpt_path, _state(run, epoch + 1, step, history))
-        pd.DataFrame(history).to_csv(run.output_dir / "history.csv", index=False)
     if bar is not None:
         bar.close()
 
     frame = pd.DataFrame(history)
-    frame.to_csv(run.output_dir / "history.csv", index=False)
     result = TrainResult(history=frame, context_encoder=run.context_encoder, target_encoder=run.target_encoder,
                          predictor=run.predictor, checkpoint_path=ckpt_path, output_dir=run.output_dir, config=cfg,
                          stopped=stopped, seconds=seconds)
-    write_metrics(run.output_dir, parameters=cfg.flat(),
-                  metrics={**result.final, "stopped": stopped}, timings={"train_seconds": seconds})
+    if main:
+        frame.to_csv(run.output_dir / "history.csv", index=False)
+        write_metrics(run.output_dir, parameters=cfg.flat(),
+                      metrics={**result.final, "stopped": stopped, "world_size": run.dist.world_size},
+                      timings={"train_seconds": seconds})
     return result
 
 
@@ -448,13 +534,9 @@ def load_trained(checkpoint: str | Path, device: str = "cpu") -> TrainResult:
     if path.is_dir():
         path = path / CHECKPOINT_NAME
     state = load_checkpoint(path, map_location=device)
-    try:
-        cfg = load_config(state["config"] | {"preset": state.get("preset")}, {"train.device": device})
-    except (KeyError, ValueError, TypeError) as e:
-        raise CheckpointError(f"checkpoint {str(path)!r} holds a config this version cannot read: {e}") from None
+    cfg = _saved_config(state, path, {"train.device": device, "train.compile": False})
     run = build_run(cfg)
-    for name in ("context_encoder", "target_encoder", "predictor", "objective"):
-        getattr(run, name).load_state_dict(state[name])
+    _load_modules(run, state, path)
     for module in (run.context_encoder, run.target_encoder, run.predictor):
         module.eval()
     return TrainResult(history=pd.DataFrame(state["history"]), context_encoder=run.context_encoder,
@@ -480,6 +562,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"{key} = {value!r}")
         return 0
     result = train(cfg, progress=not args.no_progress)
+    if os.environ.get("RANK", "0") != "0":  # under torchrun, rank 0 reports
+        return 0
     final = result.final
     print(f"{cfg.loss.method} on {cfg.data.name}: knn_acc={final['knn_acc']:.4f} rankme={final['rankme']:.2f} "
           f"std_mean={final['std_mean']:.4f} in {result.seconds:.0f}s")
