@@ -129,6 +129,22 @@ def _seed(*parts: int) -> int:
     return value
 
 
+def run_datasets(cfg: Config) -> tuple[Any, Any, Any]:
+    """(training set, test set, k-NN memory bank) exactly as a run of ``cfg`` uses them: the
+    training set cut to ``data.train_samples`` (a subset fixed by ``train.seed``), the bank a
+    fixed subset of it of at most ``eval.train_samples`` plain (un-augmented) images."""
+    train_set, test_set = make_datasets(cfg.data.name, root=cfg.data.root, download=cfg.data.download,
+                                        image_size=cfg.data.image_size)
+    if cfg.data.train_samples is not None and cfg.data.train_samples < len(train_set):
+        keep = torch.randperm(len(train_set), generator=torch.Generator().manual_seed(cfg.train.seed))
+        train_set = Subset(train_set, keep[: cfg.data.train_samples].tolist())
+    eval_bank = train_set
+    if cfg.eval.train_samples is not None and cfg.eval.train_samples < len(train_set):
+        pick = torch.randperm(len(train_set), generator=torch.Generator().manual_seed(0))
+        eval_bank = Subset(train_set, pick[: cfg.eval.train_samples].tolist())
+    return train_set, test_set, eval_bank
+
+
 def build_run(cfg: Config, dist_ctx: distributed.DistContext | None = None) -> _Run:
     dist_ctx = dist_ctx or distributed.DistContext()
     device = resolve_device(cfg.train.device, local_rank=dist_ctx.local_rank if dist_ctx.enabled else None)
@@ -140,11 +156,7 @@ def build_run(cfg: Config, dist_ctx: distributed.DistContext | None = None) -> _
             raise ValueError("ema.stop_grad=False and ema.target_in_optimizer=True are the collapse lab's "
                              "single-process switches; run them without torchrun")
     torch.manual_seed(cfg.train.seed)
-    train_set, test_set = make_datasets(cfg.data.name, root=cfg.data.root, download=cfg.data.download,
-                                        image_size=cfg.data.image_size)
-    if cfg.data.train_samples is not None and cfg.data.train_samples < len(train_set):
-        keep = torch.randperm(len(train_set), generator=torch.Generator().manual_seed(cfg.train.seed))
-        train_set = Subset(train_set, keep[: cfg.data.train_samples].tolist())
+    train_set, test_set, eval_bank = run_datasets(cfg)
     in_chans, height, width = train_set[0][0].shape
     if height != width:
         raise ValueError(f"images must be square for the ViT presets; dataset {cfg.data.name!r} gives "
@@ -166,10 +178,6 @@ def build_run(cfg: Config, dist_ctx: distributed.DistContext | None = None) -> _
     target_encoder.requires_grad_(trained_target)
     for module in (context_encoder, target_encoder, predictor, objective):
         module.to(device)
-    eval_bank = train_set  # k-NN memory bank: plain (un-augmented) training images
-    if cfg.eval.train_samples is not None and cfg.eval.train_samples < len(train_set):
-        pick = torch.randperm(len(train_set), generator=torch.Generator().manual_seed(0))
-        eval_bank = Subset(train_set, pick[: cfg.eval.train_samples].tolist())
     if objective.views == 2:
         train_set = with_two_views(train_set, crop_scale=cfg.data.crop_scale)
     trained = [context_encoder, predictor, objective]

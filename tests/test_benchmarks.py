@@ -1,0 +1,55 @@
+"""The benchmark scripts run end to end at toy sizes and write the JSON they promise.
+
+No speed is asserted here: the numbers are the scripts' output, quoted in the README with the
+machine they came from.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import math
+
+import pytest
+
+from jepa_core.paths import repo_root
+
+
+def script(name: str):
+    path = repo_root() / "benchmarks" / f"{name}.py"
+    spec = importlib.util.spec_from_file_location(f"benchmarks_{name}", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_knn_benchmark_times_both_sides_on_the_same_data(tmp_path):
+    script("knn_vs_sklearn").main(["--train", "3000", "--test", "500", "--output", str(tmp_path)])
+    m = json.loads((tmp_path / "knn_vs_sklearn.json").read_text())["metrics"]
+    assert m["workbook_seconds"] > 0 and m["sklearn_seconds"] > 0
+    assert math.isclose(m["speedup"], m["sklearn_seconds"] / m["workbook_seconds"])
+    # same search, different vote weights: both classify the separable mixture, mostly alike
+    assert m["workbook_accuracy"] > 0.8 and m["sklearn_accuracy"] > 0.8
+    assert m["prediction_agreement"] > 0.9
+    assert m["machine"]["cpu_count"] >= 1
+
+
+def test_throughput_benchmark_reports_images_per_second_per_method(tmp_path):
+    script("train_throughput").main(["--methods", "ijepa", "--batch-size", "32", "--warmup", "1", "--steps", "2",
+                                     "--output", str(tmp_path)])
+    runs = json.loads((tmp_path / "train_throughput.json").read_text())["metrics"]["runs"]
+    assert [(r["method"], r["size"], r["device"]) for r in runs] == [("ijepa", "cpu", "cpu")]
+    assert runs[0]["images_per_second"] > 0 and runs[0]["image_size"] == 28
+
+
+@pytest.mark.filterwarnings("ignore::UserWarning")
+def test_real_data_table_compares_trained_initial_and_raw_pixels(tmp_path):
+    tiny = ["--set", "data.train_samples=64", "--set", "train.batch_size=32", "--set", "train.epochs=1",
+            "--set", "eval.train_samples=100", "--set", "monitor.samples=64"]
+    script("real_data").main(["--data", "mnist5k", "--methods", "ijepa", "--output", str(tmp_path), *tiny])
+    table = (tmp_path / "table.md").read_text()
+    assert "| ijepa |" in table and "raw pixels" in table and "--set data.train_samples=64" in table
+    m = json.loads((tmp_path / "metrics.json").read_text())["metrics"]
+    assert 0 < m["runs"][0]["init_knn"] <= 1 and 0 < m["runs"][0]["trained_knn"] <= 1
+    assert m["raw_pixel_knn"] > 0.5  # pixels of 100 digits already classify the 1,000 test digits well
+    assert (tmp_path / "ijepa" / "checkpoint.pt").exists()
