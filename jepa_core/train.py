@@ -481,7 +481,7 @@ def _train(run: _Run, callbacks: Sequence[Callable[[dict], None]] | None, progre
             n_sums += 1
             if bar is not None:
                 bar.update(1)
-                bar.set_postfix(loss=f"{float(terms['loss']):.4f}")
+                bar.set_postfix(loss=f"{float(terms['loss'].detach()):.4f}")
             end_of_epoch = micro // cfg.train.accumulate == run.steps_per_epoch
             if end_of_epoch or (cfg.train.log_every and step % cfg.train.log_every == 0):
                 evaluate_now = end_of_epoch and (

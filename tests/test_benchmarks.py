@@ -51,5 +51,8 @@ def test_real_data_table_compares_trained_initial_and_raw_pixels(tmp_path):
     assert "| ijepa |" in table and "raw pixels" in table and "--set data.train_samples=64" in table
     m = json.loads((tmp_path / "metrics.json").read_text())["metrics"]
     assert 0 < m["runs"][0]["init_knn"] <= 1 and 0 < m["runs"][0]["trained_knn"] <= 1
+    # flattened tokens keep the digit's layout: far above the mean-pooled score of the same encoder
+    assert "| initial encoder, flattened tokens |" in table
+    assert m["init_knn_flatten"] > m["runs"][0]["init_knn"] and 0 < m["runs"][0]["trained_knn_flatten"] <= 1
     assert m["raw_pixel_knn"] > 0.5  # pixels of 100 digits already classify the 1,000 test digits well
     assert (tmp_path / "ijepa" / "checkpoint.pt").exists()
