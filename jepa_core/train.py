@@ -114,11 +114,12 @@ class _Run:
 
 # ---------------------------------------------------------------------------------------------
 def default_output_dir(cfg: Config) -> Path:
+    """Where a run of ``cfg`` writes: ``train.output_dir``, else
+    ``results/runs/<method>-<dataset>-seed<seed>/``. Created by ``train`` when it writes, not
+    here: building a run only to read its encoders leaves no empty folder behind."""
     if cfg.train.output_dir:
-        path = resolve(cfg.train.output_dir)
-        path.mkdir(parents=True, exist_ok=True)
-        return path
-    return results_dir("runs", f"{cfg.loss.method}-{cfg.data.name}-seed{cfg.train.seed}")
+        return resolve(cfg.train.output_dir)
+    return results_dir("runs") / f"{cfg.loss.method}-{cfg.data.name}-seed{cfg.train.seed}"
 
 
 def _seed(*parts: int) -> int:
@@ -414,6 +415,8 @@ def train(config: Config | str | dict, callbacks: Sequence[Callable[[dict], None
 
 def _train(run: _Run, callbacks: Sequence[Callable[[dict], None]] | None, progress: bool) -> TrainResult:
     cfg, main = run.cfg, run.dist.is_main
+    if main:
+        run.output_dir.mkdir(parents=True, exist_ok=True)
     ckpt_path = run.output_dir / CHECKPOINT_NAME
     start_epoch, step, history = 0, 0, []
     if cfg.train.resume and ckpt_path.exists():

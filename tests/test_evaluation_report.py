@@ -201,14 +201,15 @@ TINY = {"data.name": "digits", "model.patch_size": 2, "masks.min_keep": 2, "data
         "monitor.alarm_rankme": 0.0, "monitor.alarm_std_mean": 0.0}
 
 
-def test_initial_encoder_equals_the_encoder_a_run_starts_from():
-    cfg = load_config("ijepa", TINY)
+def test_initial_encoder_equals_the_encoder_a_run_starts_from(tmp_path):
+    cfg = load_config("ijepa", {**TINY, "train.output_dir": str(tmp_path / "run")})
     fresh = build_run(cfg)
     init = initial_encoder(cfg)
     assert same_weights(init, fresh.context_encoder)
     assert same_weights(init, fresh.target_encoder)
     other_seed = initial_encoder(load_config("ijepa", {**TINY, "train.seed": 1}))
     assert not same_weights(init, other_seed)
+    assert not (tmp_path / "run").exists()  # building a run to read its encoders writes nothing
 
 
 def test_train_or_resume_reuses_a_finished_run_and_retrains_when_the_config_changed(tmp_path):
