@@ -66,5 +66,5 @@ def prepare(name: str, *, output_dir: str | Path | None = None, seed: int = 0, d
     import matplotlib
 
     matplotlib.rcParams.update({"figure.dpi": 90, "axes.grid": True, "grid.alpha": 0.3})
-    return NotebookRun(name=name, out=output_dir_for(name, output_dir), seed=seed,
+    return NotebookRun(name=name, out=output_dir_for(name, output_dir, smoke=bool(smoke)), seed=seed,
                        device=str(resolve_device(device, key="device")), smoke=bool(smoke))

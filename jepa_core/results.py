@@ -18,13 +18,21 @@ from typing import Any
 from .paths import resolve, results_dir
 
 
-def output_dir_for(name: str, output_dir: str | Path | None = None) -> Path:
-    """``output_dir`` if given (relative to the repository), else ``results/<name>/``."""
+def results_root(smoke: bool = False) -> Path:
+    """``results/``, or ``results/smoke/`` for smoke runs: a smoke run never overwrites (or
+    tries to resume) the outputs of a default-size one."""
+    return results_dir("smoke") if smoke else results_dir()
+
+
+def output_dir_for(name: str, output_dir: str | Path | None = None, smoke: bool = False) -> Path:
+    """``output_dir`` if given (relative to the repository), else ``results/<name>/``
+    (``results/smoke/<name>/`` when ``smoke``)."""
     if output_dir:
         path = resolve(output_dir)
-        path.mkdir(parents=True, exist_ok=True)
-        return path
-    return results_dir(name)
+    else:
+        path = results_root(smoke) / name
+    path.mkdir(parents=True, exist_ok=True)
+    return path
 
 
 def versions() -> dict[str, str]:

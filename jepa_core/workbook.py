@@ -4,7 +4,8 @@
 
 Each notebook is executed by papermill into ``results/notebooks/<name>.ipynb`` (plus ``.html``),
 writes its own ``results/<name>/metrics.json`` and figures, and ``results/summary.md`` gathers
-the headline numbers with links to the figures. A failing notebook stops the run with a
+the headline numbers with links to the figures. ``--smoke`` writes the same tree under
+``results/smoke/``, so it never touches a default run's outputs. A failing notebook stops the run with a
 non-zero exit naming the notebook and the cell; its partial executed notebook is kept.
 """
 
@@ -19,7 +20,8 @@ from pathlib import Path
 from typing import Any
 
 from .papermill_run import NotebookFailed, execute
-from .paths import notebooks_dir, results_dir
+from .paths import notebooks_dir
+from .results import results_root
 
 
 def numbered_notebooks() -> list[Path]:
@@ -59,9 +61,9 @@ def _fmt(value: Any) -> str:
 
 
 def write_summary(books: Sequence[Path], seconds: dict[str, float], smoke: bool) -> Path:
-    """``results/summary.md``: the headline table of notebook 05, then each notebook's scalar
-    metrics and links to its figures."""
-    root = results_dir()
+    """``results/summary.md`` (``results/smoke/summary.md``): the headline table of notebook 05,
+    then each notebook's scalar metrics and links to its figures."""
+    root = results_root(smoke)
     lines = ["# JEPA Workbook: summary of the last `make run`", "",
              f"Mode: {'smoke' if smoke else 'default'}; written {time.strftime('%Y-%m-%d %H:%M:%S')}.", ""]
     evaluation = root / "05_evaluation" / "metrics.json"
@@ -96,7 +98,8 @@ def write_summary(books: Sequence[Path], seconds: dict[str, float], smoke: bool)
 
 def run(smoke: bool = False, only: Sequence[str] | None = None, html: bool = True) -> int:
     books = select(only)
-    out_dir = results_dir("notebooks")
+    out_dir = results_root(smoke) / "notebooks"
+    out_dir.mkdir(exist_ok=True)
     seconds: dict[str, float] = {}
     total = time.perf_counter()
     for i, book in enumerate(books, 1):

@@ -57,21 +57,23 @@ def test_select_refuses_an_unknown_notebook_listing_the_choices(workbook_root):
         select(["02", "07"])
 
 
-def test_write_summary_has_the_comparison_table_each_notebooks_metrics_and_figure_links(workbook_root):
-    results = workbook_root / "results"
+@pytest.mark.parametrize("smoke", [False, True])
+def test_write_summary_has_the_comparison_table_each_notebooks_metrics_and_figure_links(workbook_root, smoke):
+    # a smoke run keeps its own tree, so it never overwrites a default run's results
+    results = workbook_root / "results" / "smoke" if smoke else workbook_root / "results"
     table = [{"method": "ijepa", "knn_acc": 0.412345}, {"method": "cjepa", "knn_acc": 0.5}]
     (results / "05_evaluation").mkdir(parents=True)
     (results / "05_evaluation" / "metrics.json").write_text(json.dumps({"metrics": {"comparison_table": table}}))
-    (results / "01_masks").mkdir()
+    (results / "01_masks").mkdir(parents=True)
     metrics = {"context_share": 0.123456, "runs": 3, "curve": [1, 2], "figures": ["masks.png", "stats.png"]}
     (results / "01_masks" / "metrics.json").write_text(json.dumps({"metrics": metrics}))
     books = [workbook_root / "notebooks" / f"{n}.ipynb" for n in ("01_masks", "02_ema")]
 
-    path = write_summary(books, {"01_masks": 12.4, "02_ema": 3.0}, smoke=True)
+    path = write_summary(books, {"01_masks": 12.4, "02_ema": 3.0}, smoke=smoke)
 
     assert path == results / "summary.md"
     text = path.read_text()
-    assert "Mode: smoke" in text
+    assert ("Mode: smoke" if smoke else "Mode: default") in text
     assert "| method | knn_acc |" in text
     assert f"| ijepa | {0.412345:.4g} |" in text and "| cjepa | 0.5 |" in text
     assert f"| context_share | {0.123456:.4g} |" in text and "| runs | 3 |" in text
