@@ -24,30 +24,28 @@ import sys
 from torch.utils.data import DataLoader
 
 from jepa_core.config import load_config, parse_overrides
-from jepa_core.evaluate import knn_accuracy, raw_pixel_features
-from jepa_core.evaluation_report import accuracy_table, feature_sets, initial_encoder
+from jepa_core.evaluation_report import (
+    accuracy_table,
+    feature_sets,
+    initial_encoder,
+    pixel_feature_sets,
+)
 from jepa_core.paths import resolve, results_dir
 from jepa_core.results import write_metrics
 from jepa_core.train import run_datasets, train
 
 
-def raw_pixel_knn(cfg) -> float:
-    """The runs' k-NN on flattened, mean-centred pixels, with the runs' memory bank and test set."""
+def baseline_knn(cfg, trained: dict) -> dict[str, float]:
+    """The runs' k-NN, with the runs' memory bank and test set, on flattened tokens of the
+    initial encoder (key ``"init"``) and of each trained one (``{method: encoder}``), and on
+    flattened, mean-centred raw pixels (key ``"raw pixels"``)."""
     _, test_set, bank = run_datasets(cfg)
-    train_x, train_y = raw_pixel_features(DataLoader(bank, batch_size=512))
-    test_x, test_y = raw_pixel_features(DataLoader(test_set, batch_size=512))
-    return knn_accuracy(train_x, train_y, test_x, test_y, k=cfg.eval.k, temperature=cfg.eval.temperature,
-                        center=True)
-
-
-def flattened_token_knn(cfg, trained: dict) -> dict[str, float]:
-    """k-NN on flattened tokens of the initial encoder ("init") and of each trained one
-    (``{method: encoder}``), with the runs' memory bank and test set."""
-    _, test_set, bank = run_datasets(cfg)
+    loaders = DataLoader(bank, batch_size=256), DataLoader(test_set, batch_size=256)
     encoders = {("init", "-"): initial_encoder(cfg)} | {(m, cfg.eval.encoder): e.cpu().eval() for m, e in trained.items()}
-    features = feature_sets(encoders, DataLoader(bank, batch_size=256), DataLoader(test_set, batch_size=256),
-                            pools=("flatten",))
-    table = accuracy_table(features, k_values=(cfg.eval.k,), linear_probe=False, temperature=cfg.eval.temperature)
+    features = feature_sets(encoders, *loaders, pools=("flatten",))
+    pixels = pixel_feature_sets(*loaders)[("raw pixels", "-", "pixels, centred")]
+    table = accuracy_table({**features, pixels.key: pixels}, k_values=(cfg.eval.k,), linear_probe=False,
+                           temperature=cfg.eval.temperature)
     return dict(zip(table["method"], table[f"knn{cfg.eval.k}"].astype(float), strict=True))
 
 
@@ -77,10 +75,10 @@ def main(argv: list[str] | None = None) -> int:
                      "train_seconds": float(h["seconds"].iloc[-1]), "steps": int(h["step"].iloc[-1])})
         print(f"{method}: init {rows[-1]['init_knn']:.4f} -> trained {rows[-1]['trained_knn']:.4f}", flush=True)
     cfg = load_config(args.methods[0], common)
-    pixels = raw_pixel_knn(cfg)
-    flat = flattened_token_knn(cfg, trained)
+    knn = baseline_knn(cfg, trained)
+    pixels = knn["raw pixels"]
     for r in rows:
-        r["trained_knn_flatten"] = flat[r["method"]]
+        r["trained_knn_flatten"] = knn[r["method"]]
     command = "python benchmarks/real_data.py " + " ".join(shlex.quote(a) for a in (argv or sys.argv[1:]))
     pooled = "mean-pooled" if cfg.eval.pool == "mean" else f"eval.pool={cfg.eval.pool}"
     lines = [f"# {name}: {cfg.eval.k}-NN accuracy of the {cfg.eval.encoder} encoder", "",
@@ -90,11 +88,11 @@ def main(argv: list[str] | None = None) -> int:
              "|---|---|---|---|---|---|---|"]
     lines += [f"| {r['method']} | {r['init_knn']:.1%} | {r['trained_knn']:.1%} | {r['trained_knn_flatten']:.1%} | "
               f"{r['rankme']:.1f} | {r['train_seconds']:.0f} | {r['steps']} |" for r in rows]
-    lines += [f"| initial encoder, flattened tokens | | | {flat['init']:.1%} | | | |",
+    lines += [f"| initial encoder, flattened tokens | | | {knn['init']:.1%} | | | |",
               f"| raw pixels (mean-centred) | | | {pixels:.1%} | | | |", ""]
     (base / "table.md").write_text("\n".join(lines))
     write_metrics(base, parameters={"command": command, **cfg.flat()},
-                  metrics={"runs": rows, "raw_pixel_knn": pixels, "init_knn_flatten": flat["init"]})
+                  metrics={"runs": rows, "raw_pixel_knn": pixels, "init_knn_flatten": knn["init"]})
     print("\n".join(lines))
     return 0
 

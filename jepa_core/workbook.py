@@ -21,7 +21,7 @@ from typing import Any
 
 from .papermill_run import NotebookFailed, execute
 from .paths import notebooks_dir
-from .results import results_root
+from .results import output_dir_for, results_root
 
 
 def numbered_notebooks() -> list[Path]:
@@ -98,8 +98,7 @@ def write_summary(books: Sequence[Path], seconds: dict[str, float], smoke: bool)
 
 def run(smoke: bool = False, only: Sequence[str] | None = None, html: bool = True) -> int:
     books = select(only)
-    out_dir = results_root(smoke) / "notebooks"
-    out_dir.mkdir(exist_ok=True)
+    out_dir = output_dir_for("notebooks", smoke=smoke)
     seconds: dict[str, float] = {}
     total = time.perf_counter()
     for i, book in enumerate(books, 1):
