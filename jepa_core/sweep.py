@@ -30,6 +30,7 @@ import pandas as pd
 
 from .config import PRESETS, load_config, parse_overrides, parse_value
 from .papermill_run import NotebookFailed, execute, notebook_parameters
+from .papermill_run import cell_timeout as _cell_timeout
 from .paths import resolve, results_dir
 
 
@@ -136,9 +137,12 @@ def _slug(value: Any) -> str:
 
 def run_sweep(notebook: str | Path, grid: Mapping[str, Sequence[Any]], *, name: str = "sweep",
               fixed: Mapping[str, Any] | None = None, params: Mapping[str, Any] | None = None,
-              output_dir: str | Path | None = None, smoke: bool | None = None) -> pd.DataFrame:
-    """Run every grid point (validated first), then gather the table."""
+              output_dir: str | Path | None = None, smoke: bool | None = None,
+              cell_timeout: float | None = None) -> pd.DataFrame:
+    """Run every grid point (validated first), then gather the table. ``cell_timeout``: seconds
+    one cell of a run may take (``jepa_core.papermill_run.cell_timeout``)."""
     points = plan_sweep(notebook, grid, fixed, params)
+    cell_timeout = _cell_timeout(cell_timeout)  # a bad value fails before anything runs
     base = resolve(output_dir) if output_dir else results_dir("sweeps", name)
     base.mkdir(parents=True, exist_ok=True)
     for i, point in enumerate(points, 1):
@@ -147,7 +151,7 @@ def run_sweep(notebook: str | Path, grid: Mapping[str, Sequence[Any]], *, name: 
         if smoke is not None:
             parameters["smoke"] = smoke
         print(f"[{i}/{len(points)}] {point.run_id}", flush=True)
-        execute(resolve(notebook), run_dir / Path(notebook).name, parameters)
+        execute(resolve(notebook), run_dir / Path(notebook).name, parameters, timeout=cell_timeout)
         (run_dir / "swept.json").write_text(json.dumps(point.swept, indent=2) + "\n")
     # Only this sweep's runs: folders left by an earlier sweep with another grid stay out.
     table = gather_sweep(base, runs=[p.run_id for p in points])
@@ -244,6 +248,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--name", default="sweep", help="results/sweeps/<name>/")
     parser.add_argument("--output-dir", default=None, help="the sweep folder (default: results/sweeps/<name>/)")
     parser.add_argument("--smoke", action="store_true", help="run every point in smoke mode")
+    parser.add_argument("--cell-timeout", type=float, default=None, metavar="SECONDS",
+                        help="seconds one cell may run before the run fails (default: "
+                             "JEPA_CELL_TIMEOUT, else 1800)")
     args = parser.parse_args(argv)
     try:
         grid = parse_grid(args.grid)
@@ -251,7 +258,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             raise ValueError("give at least one --grid key=v1,v2")
         table = run_sweep(args.notebook, grid, name=args.name, fixed=parse_overrides(args.fixed),
                           params=parse_overrides(args.param), output_dir=args.output_dir,
-                          smoke=True if args.smoke else None)
+                          smoke=True if args.smoke else None, cell_timeout=args.cell_timeout)
     except (ValueError, FileNotFoundError) as e:
         parser.error(str(e))
     except NotebookFailed as e:

@@ -47,6 +47,7 @@ from .data import make_datasets, make_loader, with_two_views
 from .device import resolve_device
 from .ema import ema_update, momentum_schedule
 from .evaluate import extract_features, knn_accuracy
+from .frontend import progress_bar
 from .masks import sample_multiblock_masks
 from .models import MODEL_PRESETS, build_models
 from .monitor import embedding_stats
@@ -431,9 +432,8 @@ def _train(run: _Run, callbacks: Sequence[Callable[[dict], None]] | None, progre
 
     bar = None
     if progress and main:
-        from tqdm.auto import tqdm
-
-        bar = tqdm(total=total_steps, initial=step, desc=f"{cfg.loss.method} on {cfg.data.name}", unit="step")
+        bar = progress_bar(total=total_steps, initial=step, desc=f"{cfg.loss.method} on {cfg.data.name}",
+                           unit="step")
     for module in (run.context_encoder, run.predictor, run.objective):
         module.train()
     run.target_encoder.eval()  # the teacher never drops paths: its outputs are the targets

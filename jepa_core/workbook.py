@@ -6,7 +6,8 @@ Each notebook is executed by papermill into ``results/notebooks/<name>.ipynb`` (
 writes its own ``results/<name>/metrics.json`` and figures, and ``results/summary.md`` gathers
 the headline numbers with links to the figures. ``--smoke`` writes the same tree under
 ``results/smoke/``, so it never touches a default run's outputs. A failing notebook stops the run with a
-non-zero exit naming the notebook and the cell; its partial executed notebook is kept.
+non-zero exit naming the notebook and the cell; its partial executed notebook is kept. A cell
+that runs past ``--cell-timeout`` seconds fails the same way.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from .papermill_run import NotebookFailed, execute
+from .papermill_run import cell_timeout as _cell_timeout
 from .paths import notebooks_dir
 from .results import output_dir_for, results_root
 
@@ -96,15 +98,17 @@ def write_summary(books: Sequence[Path], seconds: dict[str, float], smoke: bool)
     return path
 
 
-def run(smoke: bool = False, only: Sequence[str] | None = None, html: bool = True) -> int:
+def run(smoke: bool = False, only: Sequence[str] | None = None, html: bool = True,
+        cell_timeout: float | None = None) -> int:
     books = select(only)
+    cell_timeout = _cell_timeout(cell_timeout)  # a bad value fails before anything runs
     out_dir = output_dir_for("notebooks", smoke=smoke)
     seconds: dict[str, float] = {}
     total = time.perf_counter()
     for i, book in enumerate(books, 1):
         print(f"[{i}/{len(books)}] {book.stem} ...", flush=True)
         try:
-            done = execute(book, out_dir / book.name, {"smoke": smoke})
+            done = execute(book, out_dir / book.name, {"smoke": smoke}, timeout=cell_timeout)
         except NotebookFailed as e:
             print(f"FAILED: {e}", file=sys.stderr, flush=True)
             write_summary(books[:i], seconds, smoke)
@@ -125,9 +129,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     p_run.add_argument("--smoke", action="store_true", help="tiny sizes: every notebook in seconds")
     p_run.add_argument("--only", nargs="+", metavar="NN", help="only these notebooks (e.g. 02 05)")
     p_run.add_argument("--no-html", action="store_true", help="skip the HTML copies")
+    p_run.add_argument("--cell-timeout", type=float, default=None, metavar="SECONDS",
+                       help="seconds one cell may run before the notebook fails (default: "
+                            "JEPA_CELL_TIMEOUT, else 1800)")
     args = parser.parse_args(argv)
     try:
-        return run(smoke=args.smoke, only=args.only, html=not args.no_html)
+        return run(smoke=args.smoke, only=args.only, html=not args.no_html, cell_timeout=args.cell_timeout)
     except ValueError as e:
         parser.error(str(e))
     return 2
