@@ -14,11 +14,11 @@ $(STAMP): pyproject.toml
 
 ## make run: execute the numbered notebooks headless into results/ and write results/summary.md
 run: $(STAMP)
-	$(PY) -m jepa_core.workbook run
+	$(PY) -m jepa_core.runner.workbook run
 
 ## make smoke: the same, at smoke size (a few minutes)
 smoke: $(STAMP)
-	$(PY) -m jepa_core.workbook run --smoke
+	$(PY) -m jepa_core.runner.workbook run --smoke
 
 ## make test: ruff (notebooks included), pytest, nbval on every notebook at smoke size
 test: $(STAMP)

@@ -65,7 +65,7 @@ def soak_cells(kind: str, cells: int, detector: float) -> dict:
     from nbclient import NotebookClient
     from nbclient.exceptions import CellTimeoutError
 
-    from jepa_core.papermill_run import ensure_kernel
+    from jepa_core.runner.execute import ensure_kernel
 
     nb = nbformat.v4.new_notebook()
     nb.cells = [nbformat.v4.new_code_cell(SETUP)] + [nbformat.v4.new_code_cell(CELLS[kind])
@@ -95,7 +95,7 @@ def soak_cells(kind: str, cells: int, detector: float) -> dict:
 
 def soak_notebooks(names: list[str], repeats: int, cell_timeout: float) -> dict:
     """Run each notebook at smoke size ``repeats`` times through the workbook's runner."""
-    from jepa_core.papermill_run import NotebookFailed, execute
+    from jepa_core.runner.execute import NotebookFailed, execute
 
     runs, failures, longest, longest_where = 0, [], 0.0, None
     with tempfile.TemporaryDirectory() as tmp:

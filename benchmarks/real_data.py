@@ -24,7 +24,7 @@ import sys
 from torch.utils.data import DataLoader
 
 from jepa_core.config import load_config, parse_overrides
-from jepa_core.evaluation_report import (
+from jepa_core.lessons.evaluation import (
     accuracy_table,
     feature_sets,
     initial_encoder,

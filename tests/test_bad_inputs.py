@@ -15,12 +15,12 @@ from jepa_core.data import make_datasets
 from jepa_core.device import resolve_device
 from jepa_core.ema import momentum_schedule
 from jepa_core.evaluate import knn_accuracy
+from jepa_core.lessons.notebook import env_smoke, prepare
 from jepa_core.losses import jepa_loss, nt_xent_loss
 from jepa_core.masks import sample_multiblock_masks
-from jepa_core.notebook import env_smoke, prepare
 from jepa_core.paths import notebooks_dir
-from jepa_core.sweep import parse_grid, plan_sweep
-from jepa_core.workbook import select
+from jepa_core.runner.sweep import parse_grid, plan_sweep
+from jepa_core.runner.workbook import select
 
 TRAINING_NB = notebooks_dir() / "04_training.ipynb"
 

@@ -13,7 +13,7 @@ from torch.utils.data import DataLoader, TensorDataset
 
 from jepa_core.config import load_config
 from jepa_core.evaluate import knn_accuracy, linear_probe_accuracy
-from jepa_core.evaluation_report import (
+from jepa_core.lessons.evaluation import (
     FeatureSplit,
     accuracy_table,
     comparison_table,

@@ -14,8 +14,8 @@ import nbformat
 import pytest
 
 from jepa_core import frontend
-from jepa_core.papermill_run import DEFAULT_CELL_TIMEOUT, NotebookFailed, cell_timeout, execute
 from jepa_core.paths import notebooks_dir
+from jepa_core.runner.execute import DEFAULT_CELL_TIMEOUT, NotebookFailed, cell_timeout, execute
 
 NOTEBOOKS = sorted(notebooks_dir().glob("[0-9][0-9]_*.ipynb"))
 
@@ -64,8 +64,8 @@ def test_a_bad_timeout_in_the_environment_is_refused_naming_the_variable(monkeyp
         cell_timeout()
 
 
-@pytest.mark.parametrize("command", [["jepa_core.workbook", "run"],
-                                     ["jepa_core.sweep", "notebooks/04_training.ipynb", "--grid", "seed=0"]])
+@pytest.mark.parametrize("command", [["jepa_core.runner.workbook", "run"],
+                                     ["jepa_core.runner.sweep", "notebooks/04_training.ipynb", "--grid", "seed=0"]])
 def test_the_clis_refuse_a_bad_cell_timeout_before_running_anything(command):
     done = subprocess.run([sys.executable, "-m", *command, "--cell-timeout", "-1"], capture_output=True,
                           text=True, timeout=120, cwd=notebooks_dir().parent)

@@ -1,4 +1,4 @@
-"""Specification of jepa_core.mask_stats: what the I-JEPA sampler realises over many draws."""
+"""Specification of jepa_core.lessons.masking: what the I-JEPA sampler realises over many draws."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 import torch
 
-from jepa_core.mask_stats import (
+from jepa_core.lessons.masking import (
     distance_to_context,
     equalisation_drop,
     equalisation_loss,

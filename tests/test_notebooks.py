@@ -13,8 +13,8 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from jepa_core.papermill_run import execute
 from jepa_core.paths import notebooks_dir
+from jepa_core.runner.execute import execute
 
 # Whatever exists when the tests are collected: notebooks are added as the workbook grows.
 NOTEBOOKS = sorted(notebooks_dir().glob("[0-9][0-9]_*.ipynb"))

@@ -1,4 +1,4 @@
-"""Specification of the mask figures in jepa_core.plots: they draw what they are given."""
+"""Specification of the mask figures in jepa_core.lessons.masking_figures: they draw what they are given."""
 
 from __future__ import annotations
 
@@ -12,19 +12,19 @@ import pytest  # noqa: E402
 import torch  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 
-from jepa_core.mask_stats import (  # noqa: E402
+from jepa_core.lessons.masking import (  # noqa: E402
     distance_to_context,
     equalisation_loss,
     mask_statistics,
     uncut_batch,
 )
-from jepa_core.masks import sample_multiblock_masks, sample_random_masks  # noqa: E402
-from jepa_core.plots import (  # noqa: E402
+from jepa_core.lessons.masking_figures import (  # noqa: E402
     draw_masks,
     plot_distance_to_context,
     plot_equalisation_loss,
     plot_mask_statistics,
 )
+from jepa_core.masks import sample_multiblock_masks, sample_random_masks  # noqa: E402
 
 
 @pytest.fixture(autouse=True)

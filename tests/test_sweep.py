@@ -16,7 +16,7 @@ import pytest
 
 from jepa_core.config import load_config, parse_overrides
 from jepa_core.paths import notebooks_dir
-from jepa_core.sweep import (
+from jepa_core.runner.sweep import (
     gather_sweep,
     parse_grid,
     plan_sweep,
@@ -211,7 +211,7 @@ def test_shell_command_round_trips_through_the_cli_parsers():
     command = shell_command("notebooks/04_training.ipynb", grid, fixed={"train.epochs": 2},
                             params={"resume": False}, name="w", smoke=True)
     args = shlex.split(command)
-    assert args[:4] == ["python", "-m", "jepa_core.sweep", "notebooks/04_training.ipynb"]
+    assert args[:4] == ["python", "-m", "jepa_core.runner.sweep", "notebooks/04_training.ipynb"]
     values = {flag: [args[i + 1] for i, a in enumerate(args) if a == flag] for flag in ("--grid", "--set", "--param")}
     assert parse_grid(values["--grid"]) == grid
     assert parse_overrides(values["--set"]) == {"train.epochs": 2}
@@ -221,7 +221,7 @@ def test_shell_command_round_trips_through_the_cli_parsers():
 
 def test_the_cli_exits_nonzero_on_a_typo_and_starts_no_run(tmp_path):
     out = tmp_path / "sweep"
-    done = subprocess.run([sys.executable, "-m", "jepa_core.sweep", "notebooks/04_training.ipynb",
+    done = subprocess.run([sys.executable, "-m", "jepa_core.runner.sweep", "notebooks/04_training.ipynb",
                            "--grid", "loss.vicreg_weigth=0,0.1", "--output-dir", str(out)],
                           cwd=tmp_path, capture_output=True, text=True, timeout=120)
     assert done.returncode != 0

@@ -8,12 +8,7 @@ import torch
 import torch.nn.functional as F
 
 from jepa_core.config import load_config
-from jepa_core.losses import vicreg_loss
-from jepa_core.masks import sample_multiblock_masks
-from jepa_core.models import build_models
-from jepa_core.monitor import rankme
-from jepa_core.objectives import TWO_VIEW_METHODS
-from jepa_core.synthetic import (
+from jepa_core.lessons.loss_probes import (
     EMBEDDING_KINDS,
     anchor_softmax,
     gradient_norm,
@@ -25,6 +20,11 @@ from jepa_core.synthetic import (
     temperature_sweep,
     vicreg_table,
 )
+from jepa_core.losses import vicreg_loss
+from jepa_core.masks import sample_multiblock_masks
+from jepa_core.models import build_models
+from jepa_core.monitor import rankme
+from jepa_core.objectives import TWO_VIEW_METHODS
 
 
 def _gen(seed: int = 0) -> torch.Generator:

@@ -12,8 +12,8 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from jepa_core.papermill_run import KERNEL_NAME, NotebookFailed, ensure_kernel, execute
-from jepa_core.workbook import numbered_notebooks, select, write_summary
+from jepa_core.runner.execute import KERNEL_NAME, NotebookFailed, ensure_kernel, execute
+from jepa_core.runner.workbook import numbered_notebooks, select, write_summary
 
 NAMES = ("01_masks", "02_ema", "10_extra")
 

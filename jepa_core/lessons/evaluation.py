@@ -32,10 +32,10 @@ from threadpoolctl import threadpool_limits
 from torch import nn
 from torch.utils.data import DataLoader, Subset
 
-from .checkpoint import load_checkpoint
-from .config import METHODS, Config, config_diff, load_config
-from .data import make_datasets
-from .evaluate import (
+from ..checkpoint import load_checkpoint
+from ..config import METHODS, Config, config_diff, load_config
+from ..data import make_datasets
+from ..evaluate import (
     POOL_KINDS,
     extract_features,
     knn_accuracy,
@@ -43,7 +43,7 @@ from .evaluate import (
     linear_probe_accuracy,
     raw_pixel_features,
 )
-from .train import CHECKPOINT_NAME, TrainResult, build_run, train
+from ..train import CHECKPOINT_NAME, TrainResult, build_run, train
 
 # Keys a finished run may differ in and still be the same run (as train.py's resume check).
 _RUN_INDEPENDENT_KEYS = ("train.resume", "train.output_dir", "data.num_workers", "train.device")

@@ -1,6 +1,6 @@
 """The workbook's main job: run the numbered notebooks headless, in order, and summarise them.
 
-    python -m jepa_core.workbook run [--smoke] [--only 02 05]
+    python -m jepa_core.runner.workbook run [--smoke] [--only 02 05]
 
 Each notebook is executed by papermill into ``results/notebooks/<name>.ipynb`` (plus ``.html``),
 writes its own ``results/<name>/metrics.json`` and figures, and ``results/summary.md`` gathers
@@ -20,10 +20,10 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from .papermill_run import NotebookFailed, execute
-from .papermill_run import cell_timeout as _cell_timeout
-from .paths import notebooks_dir
-from .results import output_dir_for, results_root
+from ..paths import notebooks_dir
+from ..results import output_dir_for, results_root
+from .execute import NotebookFailed, execute
+from .execute import cell_timeout as _cell_timeout
 
 
 def numbered_notebooks() -> list[Path]:
@@ -123,7 +123,7 @@ def run(smoke: bool = False, only: Sequence[str] | None = None, html: bool = Tru
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m jepa_core.workbook", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m jepa_core.runner.workbook", description=__doc__.split("\n\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)
     p_run = sub.add_parser("run", help="execute the numbered notebooks with papermill")
     p_run.add_argument("--smoke", action="store_true", help="tiny sizes: every notebook in seconds")

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .paths import notebooks_dir
+from ..paths import notebooks_dir
 
 KERNEL_NAME = "jepa-workbook"
 # Seconds one cell may run. The longest default-size cell (notebook 02's collapse lab) took
@@ -123,7 +123,7 @@ def execute(notebook: str | Path, output: str | Path, parameters: dict[str, Any]
 @contextmanager
 def _headless_kernel_env():
     """``JEPA_HEADLESS=1`` in the environment the kernel inherits, for this execution only."""
-    from .frontend import HEADLESS_ENV
+    from ..frontend import HEADLESS_ENV
 
     before = os.environ.get(HEADLESS_ENV)
     os.environ[HEADLESS_ENV] = "1"

@@ -19,7 +19,7 @@ from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.patches import Patch, Rectangle
 
-from .masks import MultiBlockMasks
+from ..masks import MultiBlockMasks
 
 # ============================================================================================
 # Masks (notebook 01): context and target blocks over images, and their statistics
@@ -168,7 +168,7 @@ def _shade_range(ax, value_range: Any, label: str) -> None:
 
 
 def plot_mask_statistics(stats: pd.DataFrame | Mapping[str, pd.DataFrame]) -> Figure:
-    """Histograms of :func:`jepa_core.mask_stats.mask_statistics` tables, one row per table.
+    """Histograms of :func:`jepa_core.lessons.masking.mask_statistics` tables, one row per table.
 
     Columns: realised target fraction (requested ``target_scale`` shaded), realised target
     aspect h/w (requested ``target_aspect`` shaded, log scale), and the context fraction at its
@@ -224,7 +224,7 @@ def plot_mask_statistics(stats: pd.DataFrame | Mapping[str, pd.DataFrame]) -> Fi
 def plot_equalisation_loss(table: pd.DataFrame) -> Figure:
     """Share of context patches dropped by the cut, against batch size, one line per grid.
 
-    ``table``: rows of :func:`jepa_core.mask_stats.equalisation_loss` (several grids
+    ``table``: rows of :func:`jepa_core.lessons.masking.equalisation_loss` (several grids
     concatenated); error bars are one standard deviation over draws.
     """
     required = {"grid", "batch_size", "drop_share", "drop_share_std"}
@@ -250,7 +250,7 @@ def plot_distance_to_context(distances: Mapping[str, torch.Tensor]) -> Figure:
     """Histogram of target-patch distances to the nearest context patch, one bar set a label.
 
     ``distances``: {label: tensor of distances} from
-    :func:`jepa_core.mask_stats.distance_to_context`.
+    :func:`jepa_core.lessons.masking.distance_to_context`.
     """
     if not isinstance(distances, Mapping) or len(distances) == 0:
         raise ValueError(f"distances must be a non-empty mapping label -> tensor, got "

@@ -39,7 +39,7 @@ from typing import Any
 import pandas as pd
 import torch
 
-from .masks import MultiBlockMasks, _as_int, indices_cut_to_shortest, sample_multiblock_masks
+from ..masks import MultiBlockMasks, _as_int, indices_cut_to_shortest, sample_multiblock_masks
 
 MASK_KWARGS = ("n_targets", "target_scale", "target_aspect", "context_scale", "min_keep",
                "allow_overlap")

@@ -27,11 +27,11 @@ import pandas as pd
 import torch
 from torch import Tensor, nn
 
-from .config import LossConfig
-from .losses import JEPA_LOSS_KINDS, jepa_loss, nt_xent_loss, vicreg_loss
-from .masks import MultiBlockMasks
-from .monitor import embedding_stats
-from .objectives import Objective, jepa_batch_size, jepa_forward
+from ..config import LossConfig
+from ..losses import JEPA_LOSS_KINDS, jepa_loss, nt_xent_loss, vicreg_loss
+from ..masks import MultiBlockMasks
+from ..monitor import embedding_stats
+from ..objectives import Objective, jepa_batch_size, jepa_forward
 
 EMBEDDING_KINDS = ("healthy", "dimension_collapsed", "fully_collapsed")
 

@@ -1,6 +1,6 @@
 """Parameter sweeps over a notebook with papermill.
 
-    python -m jepa_core.sweep notebooks/04_training.ipynb \\
+    python -m jepa_core.runner.sweep notebooks/04_training.ipynb \\
         --grid loss.vicreg_weight=0,0.01,0.1 --grid method=cjepa --set train.epochs=2
 
 A grid key with a dot is a config key (``loss.vicreg_weight``): papermill parameters must be
@@ -28,10 +28,10 @@ from typing import Any
 
 import pandas as pd
 
-from .config import PRESETS, load_config, parse_overrides, parse_value
-from .papermill_run import NotebookFailed, execute, notebook_parameters
-from .papermill_run import cell_timeout as _cell_timeout
-from .paths import resolve, results_dir
+from ..config import PRESETS, load_config, parse_overrides, parse_value
+from ..paths import resolve, results_dir
+from .execute import NotebookFailed, execute, notebook_parameters
+from .execute import cell_timeout as _cell_timeout
 
 
 @dataclass
@@ -140,7 +140,7 @@ def run_sweep(notebook: str | Path, grid: Mapping[str, Sequence[Any]], *, name: 
               output_dir: str | Path | None = None, smoke: bool | None = None,
               cell_timeout: float | None = None) -> pd.DataFrame:
     """Run every grid point (validated first), then gather the table. ``cell_timeout``: seconds
-    one cell of a run may take (``jepa_core.papermill_run.cell_timeout``)."""
+    one cell of a run may take (``jepa_core.runner.execute.cell_timeout``)."""
     points = plan_sweep(notebook, grid, fixed, params)
     cell_timeout = _cell_timeout(cell_timeout)  # a bad value fails before anything runs
     base = resolve(output_dir) if output_dir else results_dir("sweeps", name)
@@ -212,8 +212,8 @@ def plot_sweep(table: pd.DataFrame, params: Sequence[str], metrics: Sequence[str
 def shell_command(notebook: str | Path, grid: Mapping[str, Sequence[Any]], *, fixed: Mapping[str, Any] | None = None,
                   params: Mapping[str, Any] | None = None, name: str = "sweep",
                   output_dir: str | Path | None = None, smoke: bool = False) -> str:
-    """The ``python -m jepa_core.sweep ...`` line that runs the same sweep from a shell."""
-    parts = ["python", "-m", "jepa_core.sweep", str(notebook)]
+    """The ``python -m jepa_core.runner.sweep ...`` line that runs the same sweep from a shell."""
+    parts = ["python", "-m", "jepa_core.runner.sweep", str(notebook)]
     for key, values in grid.items():
         parts += ["--grid", f"{key}={','.join(_cli_value(v) for v in values)}"]
     for flag, pairs in (("--set", fixed), ("--param", params)):
@@ -237,7 +237,7 @@ def _cli_value(value: Any) -> str:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m jepa_core.sweep", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m jepa_core.runner.sweep", description=__doc__.split("\n\n")[0])
     parser.add_argument("notebook", help="the notebook to sweep, e.g. notebooks/04_training.ipynb")
     parser.add_argument("--grid", action="append", default=[], metavar="KEY=V1,V2",
                         help="a swept key and its values (repeatable); dotted keys are config keys")

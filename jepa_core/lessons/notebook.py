@@ -21,8 +21,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from .device import resolve_device
-from .results import output_dir_for, save_figure, write_metrics
+from ..device import resolve_device
+from ..results import output_dir_for, save_figure, write_metrics
 
 
 def env_smoke() -> bool:

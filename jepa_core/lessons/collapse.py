@@ -19,9 +19,9 @@ from typing import Any
 
 import pandas as pd
 
-from .config import load_config
-from .results import output_dir_for
-from .train import TrainResult, train
+from ..config import load_config
+from ..results import output_dir_for
+from ..train import TrainResult, train
 
 BROKEN = {"ema.stop_grad": False, "ema.target_in_optimizer": True}
 
@@ -101,53 +101,3 @@ def plot_collapse_curves(runs: Mapping[str, TrainResult],
     axes[0][0].legend(fontsize=7)
     fig.tight_layout()
     return fig
-
-
-class LiveCurves:
-    """A training callback that redraws metric curves in place in a notebook.
-
-        live = LiveCurves(["loss", "std_min", "rankme", "knn_acc"])
-        result = train(cfg, callbacks=[live])
-        live.close()
-
-    Outside IPython (a plain script) it only collects the rows.
-    """
-
-    def __init__(self, metrics: Sequence[str] = ("loss", "std_min", "rankme", "knn_acc"), every: int = 1):
-        import matplotlib.pyplot as plt
-
-        self.metrics, self.every, self.rows = list(metrics), max(1, every), []
-        self.fig, axes = plt.subplots(1, len(self.metrics), figsize=(3.4 * len(self.metrics), 2.8), squeeze=False)
-        self.axes = axes[0]
-        plt.close(self.fig)  # drawn through the display handle only
-        self.handle = None
-        try:
-            from IPython import get_ipython
-            from IPython.display import display
-
-            if get_ipython() is not None:
-                self.handle = display(self.fig, display_id=True)
-        except ImportError:
-            pass
-
-    def __call__(self, row: dict) -> None:
-        self.rows.append(row)
-        if len(self.rows) % self.every == 0:
-            self.draw()
-
-    def draw(self) -> None:
-        frame = pd.DataFrame(self.rows)
-        for ax, metric in zip(self.axes, self.metrics, strict=True):
-            ax.clear()
-            if metric in frame:
-                data = frame[["step", metric]].dropna()
-                ax.plot(data["step"], data[metric], marker="o", ms=3)
-            ax.set_title(metric)
-            ax.set_xlabel("optimizer step")
-        self.fig.tight_layout()
-        if self.handle is not None:
-            self.handle.update(self.fig)
-
-    def close(self):
-        self.draw()
-        return self.fig
