@@ -32,7 +32,8 @@ from jepa_core.lessons.evaluation import (
 )
 from jepa_core.paths import resolve, results_dir
 from jepa_core.results import write_metrics
-from jepa_core.train import run_datasets, train
+from jepa_core.build import run_datasets
+from jepa_core.train import train
 
 
 def baseline_knn(cfg, trained: dict) -> dict[str, float]:

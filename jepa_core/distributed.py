@@ -8,11 +8,13 @@ through the environment: ``WORLD_SIZE``, ``RANK`` (global), ``LOCAL_RANK`` (on t
 NCCL on CUDA, gloo on CPU (PyTorch's own engines; nothing hand-written). Without them the run
 is one process and every helper here is a no-op.
 
-How the training loop uses it (see ``train.py``): DistributedDataParallel averages the
-gradients of the context encoder, predictor and objective; every rank starts from the same
-seed, so the weights, and therefore the EMA teacher, stay identical without broadcasting
-them; logged loss terms are averaged over ranks; k-NN runs on rank 0 and its result is
-broadcast; checkpoints are written by rank 0 only.
+How the training loop uses it (see ``train.py``): after the backward of a step,
+:func:`average_gradients` averages the gradients of everything the optimizer trains over the
+ranks, in one all-reduce (what DistributedDataParallel does in buckets, overlapped with the
+backward; here it is one visible line of the step); every rank starts from the same seed, so
+the weights, and therefore the EMA teacher, stay identical without broadcasting them; logged
+loss terms are averaged over ranks; k-NN runs on rank 0 and its result is broadcast;
+checkpoints are written by rank 0 only.
 """
 
 from __future__ import annotations
@@ -100,3 +102,17 @@ def broadcast_float(ctx: DistContext, value: float | None, device: torch.device)
     t = torch.tensor([float(value) if ctx.is_main else 0.0], dtype=torch.float64, device=device)
     dist.broadcast(t, src=0)
     return float(t.item())
+
+
+def average_gradients(ctx: DistContext, parameters: list[torch.nn.Parameter]) -> None:
+    """Replace each gradient by its mean over the ranks (one all-reduce of all of them)."""
+    if not ctx.enabled:
+        return
+    grads = [p.grad for p in parameters if p.grad is not None]
+    flat = torch.cat([g.reshape(-1) for g in grads])
+    dist.all_reduce(flat, op=dist.ReduceOp.SUM)
+    flat /= ctx.world_size
+    offset = 0
+    for g in grads:
+        g.copy_(flat[offset : offset + g.numel()].view_as(g))
+        offset += g.numel()

@@ -86,6 +86,17 @@ class MultiBlockMasks:
         return indices_to_map(self.targets, self.num_patches)
 
 
+def apply_masks(tokens: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
+    """The tokens at patch indices: tokens [B, N, D], idx [B, *S] -> [B, *S, D].
+
+    The one token gather of the workbook (the official I-JEPA code's ``apply_masks``,
+    ``src/masks/utils.py``): the encoder keeps its context patches with it, the predictor
+    places its position embeddings, the targets and the pixel auxiliary pick their blocks.
+    """
+    flat = idx.reshape(idx.shape[0], -1, 1).expand(-1, -1, tokens.shape[-1])
+    return torch.gather(tokens, 1, flat).reshape(*idx.shape, tokens.shape[-1])
+
+
 def indices_to_map(indices: torch.Tensor, num_patches: int) -> torch.Tensor:
     """Scatter patch indices [..., K] into a boolean map [..., num_patches]."""
     patch_map = torch.zeros(*indices.shape[:-1], num_patches, dtype=torch.bool,

@@ -32,6 +32,8 @@ from timm.layers import PatchEmbed, build_sincos2d_pos_embed
 from timm.models.vision_transformer import Block
 from torch import nn
 
+from .masks import apply_masks
+
 INIT_STD = 0.02
 LAYER_NORM_EPS = 1e-6  # official I-JEPA: partial(nn.LayerNorm, eps=1e-6)
 
@@ -84,22 +86,6 @@ def _check_width(name: str, dim: int, num_heads: int) -> None:
         )
     if dim % num_heads != 0:
         raise ValueError(f"{name}={dim} must be divisible by the number of heads, got {num_heads}")
-
-
-def _check_indices(name: str, idx: object, ndim: int, batch: int, num_patches: int) -> torch.Tensor:
-    if not isinstance(idx, torch.Tensor) or idx.dtype != torch.long:
-        got = idx.dtype if isinstance(idx, torch.Tensor) else type(idx).__name__
-        raise TypeError(f"{name} must be a torch.long tensor of patch indices, got {got}")
-    if idx.ndim != ndim or idx.shape[0] != batch:
-        raise ValueError(
-            f"{name} must have {ndim} dims with batch size {batch} first, got shape {tuple(idx.shape)}"
-        )
-    if idx.numel() > 0 and (int(idx.min()) < 0 or int(idx.max()) >= num_patches):
-        raise ValueError(
-            f"{name} must hold patch indices in [0, {num_patches - 1}], "
-            f"got range [{int(idx.min())}, {int(idx.max())}]"
-        )
-    return idx
 
 
 def sincos_pos_embed(grid: tuple[int, int], dim: int) -> torch.Tensor:
@@ -189,31 +175,16 @@ class Encoder(nn.Module):
         self.norm = nn.LayerNorm(embed_dim, eps=LAYER_NORM_EPS)
         init_weights_(self, self.blocks)
 
-    def _check_images(self, images: object) -> torch.Tensor:
-        if not isinstance(images, torch.Tensor):
-            raise TypeError(f"images must be a torch.Tensor, got {type(images).__name__}")
-        expected = (self.in_chans, *self.img_size)
-        if images.ndim != 4 or tuple(images.shape[1:]) != expected:
-            raise ValueError(
-                f"images must have shape [B, {expected[0]}, {expected[1]}, {expected[2]}], "
-                f"got {tuple(images.shape)}"
-            )
-        return images
-
     def embed_patches(self, images: torch.Tensor) -> torch.Tensor:
-        """Patch embeddings plus fixed positions, all patches: [B, N, D] (before any block)."""
-        self._check_images(images)
+        """Patch embeddings plus fixed positions, all patches: [B, N, D] (before any block).
+        timm's PatchEmbed checks the image size."""
         return self.patch_embed(images) + self.pos_embed
 
     def forward(self, images: torch.Tensor, keep: torch.Tensor | None = None) -> torch.Tensor:
+        """images [B, C, H, W]; keep [B, K] row-major indices of the patches to keep (all if None)."""
         x = self.embed_patches(images)
         if keep is not None:
-            _check_indices("keep", keep, 2, x.shape[0], self.num_patches)
-            if keep.shape[1] == 0:
-                raise ValueError(
-                    f"keep must keep at least one patch, got shape {tuple(keep.shape)}"
-                )
-            x = torch.gather(x, 1, keep.unsqueeze(-1).expand(-1, -1, x.shape[-1]))
+            x = apply_masks(x, keep)
         for block in self.blocks:
             x = block(x)
         return self.norm(x)
@@ -281,37 +252,19 @@ class Predictor(nn.Module):
         init_weights_(self, self.blocks)
 
     def _positions(self, idx: torch.Tensor) -> torch.Tensor:
-        """Position embeddings at flat patch indices idx [B, M] -> [B, M, Dp]."""
-        pos = self.pos_embed.expand(idx.shape[0], -1, -1)
-        return torch.gather(pos, 1, idx.unsqueeze(-1).expand(-1, -1, self.predictor_dim))
+        """Position embeddings at patch indices idx [B, *S] -> [B, *S, Dp]."""
+        return apply_masks(self.pos_embed.expand(idx.shape[0], -1, -1), idx)
 
     def forward(
         self, context_tokens: torch.Tensor, context_idx: torch.Tensor, target_idx: torch.Tensor
     ) -> torch.Tensor:
-        if not isinstance(context_tokens, torch.Tensor) or context_tokens.ndim != 3:
-            raise ValueError(
-                "context_tokens must be a tensor [B, Nc, D], got "
-                f"{getattr(context_tokens, 'shape', type(context_tokens).__name__)}"
-            )
         B, Nc, D = context_tokens.shape
-        if D != self.embed_dim:
-            raise ValueError(f"context_tokens last dim must be embed_dim={self.embed_dim}, got {D}")
-        _check_indices("context_idx", context_idx, 2, B, self.num_patches)
-        if context_idx.shape[1] != Nc:
-            raise ValueError(
-                f"context_idx must be [B, Nc] = [{B}, {Nc}] like context_tokens, "
-                f"got {tuple(context_idx.shape)}"
-            )
-        _check_indices("target_idx", target_idx, 3, B, self.num_patches)
-        T, Nt = target_idx.shape[1], target_idx.shape[2]
-        if T == 0 or Nt == 0:
-            raise ValueError(
-                f"target_idx needs >= 1 block of >= 1 patch, got {tuple(target_idx.shape)}"
-            )
-
+        T, Nt = target_idx.shape[1:]
+        assert D == self.embed_dim, f"context_tokens last dim must be embed_dim={self.embed_dim}, got {D}"
+        assert context_idx.shape == (B, Nc), f"context_idx must be [B, Nc] = [{B}, {Nc}], got {tuple(context_idx.shape)}"
+        assert target_idx.shape[0] == B, f"target_idx must be [B={B}, T, Nt], got {tuple(target_idx.shape)}"
         context = self.embed(context_tokens) + self._positions(context_idx)  # [B, Nc, Dp]
-        queries = self.mask_token + self._positions(target_idx.reshape(B, T * Nt))
-        queries = queries.reshape(B, T, Nt, self.predictor_dim)
+        queries = self.mask_token + self._positions(target_idx)  # [B, T, Nt, Dp]
         # one copy of the context per target block, batch index b*T + k
         context = context.unsqueeze(1).expand(B, T, Nc, self.predictor_dim)
         x = torch.cat([context, queries], dim=2).reshape(B * T, Nc + Nt, self.predictor_dim)

@@ -24,16 +24,10 @@ from torch import Tensor, nn
 
 from .config import LossConfig
 from .losses import jepa_loss, nt_xent_loss, vicreg_loss
+from .masks import apply_masks
 from .models import PixelHead, patchify
 
 TWO_VIEW_METHODS = ("cjepa", "ijepa_ntxent")
-
-
-def gather_tokens(tokens: Tensor, idx: Tensor) -> Tensor:
-    """tokens [B, N, D], idx [B, n_blocks, K] -> [B, n_blocks, K, D]."""
-    b, n_blocks, k = idx.shape
-    flat = idx.reshape(b, n_blocks * k, 1).expand(-1, -1, tokens.shape[-1])
-    return torch.gather(tokens, 1, flat).reshape(b, n_blocks, k, tokens.shape[-1])
 
 
 def target_features(target_encoder: nn.Module, images: Tensor, target_idx: Tensor, *, levels: int = 1,
@@ -50,7 +44,7 @@ def target_features(target_encoder: nn.Module, images: Tensor, target_idx: Tenso
         layers = target_encoder.forward_layers(images, levels)
     if layer_norm:
         layers = [F.layer_norm(h, h.shape[-1:]) for h in layers]
-    gathered = [gather_tokens(h, target_idx) for h in layers]
+    gathered = [apply_masks(h, target_idx) for h in layers]
     return gathered[0] if levels == 1 else torch.stack(gathered, dim=-2)
 
 
@@ -112,7 +106,7 @@ class Objective(nn.Module):
     def pixel_loss(self, preds: Tensor, images: Tensor, target_idx: Tensor) -> Tensor:
         """MSE between the pixel head's output and the per-patch normalised pixels of the
         target patches (MAE's norm_pix_loss, He et al. 2022)."""
-        pixels = gather_tokens(patchify(images, self.patch_size), target_idx)
+        pixels = apply_masks(patchify(images, self.patch_size), target_idx)
         mean, var = pixels.mean(dim=-1, keepdim=True), pixels.var(dim=-1, keepdim=True)
         pixels = (pixels - mean) / (var + 1e-6).sqrt()
         return F.mse_loss(self.pixel_head(preds), pixels)
@@ -126,49 +120,16 @@ def jepa_inputs(objective: Objective, images: Tensor) -> Tensor:
     return images
 
 
-def online_forward(context_encoder: nn.Module, predictor: nn.Module, objective: Objective, images: Tensor,
-                   masks, targets: Tensor) -> dict[str, Tensor]:
-    """Steps 2-4 of the official I-JEPA step, the part that carries gradient: context forward,
-    prediction, loss against ``targets`` (from :func:`target_features`)."""
-    x = jepa_inputs(objective, images)
-    context = context_encoder(x, keep=masks.context)  # 2. what we see
-    preds = predictor(context, masks.context, masks.targets)  # 3. the guess
-    views = None
-    if objective.views == 2:  # the online embeddings of both views, mean-pooled
-        full_views = objective.cfg.views_from == "full_view"
-        pooled = (context_encoder(images) if full_views else context).float().mean(dim=1)
-        views = pooled.chunk(2, dim=0)
-    return objective(preds.float(), targets.float(), views, x, masks.targets)  # 4. how wrong
-
-
-class OnlineStep(nn.Module):
-    """The trained modules (context encoder, predictor, objective) as one module, so that
-    DistributedDataParallel can wrap them: its gradient sync runs only through a wrapper's
-    ``forward``. Holds no parameters of its own; the teacher stays outside."""
-
-    def __init__(self, context_encoder: nn.Module, predictor: nn.Module, objective: Objective):
-        super().__init__()
-        self.context_encoder, self.predictor, self.objective = context_encoder, predictor, objective
-
-    def forward(self, images: Tensor, masks, targets: Tensor) -> dict[str, Tensor]:
-        return online_forward(self.context_encoder, self.predictor, self.objective, images, masks, targets)
-
-
-def jepa_forward(context_encoder: nn.Module, target_encoder: nn.Module, predictor: nn.Module,
-                 objective: Objective, images: Tensor, masks, *, stop_grad: bool = True,
-                 target_layer_norm: bool = True) -> dict[str, Tensor]:
-    """One forward pass of a JEPA, as the official I-JEPA step; returns the loss terms.
-
-    Two-view methods get ``images`` = cat(view a, view b) and ``masks`` for the images I-JEPA
-    runs on: the first view (``views_from="full_view"``) or both (``"masked_context"``).
-    ``stop_grad=False`` keeps the target branch in the autograd graph (the collapse lab's
-    broken switch).
-    """
-    x = jepa_inputs(objective, images)
-    with torch.set_grad_enabled(torch.is_grad_enabled() and not stop_grad):
-        targets = target_features(target_encoder, x, masks.targets,  # 1. what to predict
-                                  levels=objective.levels, layer_norm=target_layer_norm)
-    return online_forward(context_encoder, predictor, objective, images, masks, targets)  # 2.-4.
+def two_view_embeddings(objective: Objective, context_encoder: nn.Module, images: Tensor,
+                        context: Tensor) -> tuple[Tensor, Tensor] | None:
+    """The online embeddings (z_a, z_b) a two-view method regularises, mean-pooled, with
+    gradient: the context encoder on each whole view (``views_from="full_view"``) or the
+    context tokens it already computed (``"masked_context"``). ``None`` for one-view methods."""
+    if objective.views != 2:
+        return None
+    full_views = objective.cfg.views_from == "full_view"
+    pooled = (context_encoder(images) if full_views else context).float().mean(dim=1)
+    return pooled.chunk(2, dim=0)
 
 
 def jepa_batch_size(objective: Objective, n_images: int) -> int:

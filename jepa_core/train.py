@@ -1,22 +1,16 @@
-"""Train a JEPA: the loop, its checkpoints, its collapse monitoring, and its CLI.
+"""Train a JEPA: the step, the loop around it, and the command line.
 
     python -m jepa_core.train --config cjepa --set train.epochs=3 --set data.name=mnist5k
 
+:func:`train_step` is one optimizer step, read top to bottom like the official I-JEPA step
+(facebookresearch/ijepa, ``src/train.py``): target forward without gradient, context forward,
+prediction, loss, backward, optimizer step, EMA. :func:`train` builds the run
+(``jepa_core.build``), resumes it from its checkpoint if asked, and loops over the step;
+logging, collapse monitoring and checkpoints happen around the step, never inside it.
+
 Under ``torchrun --nproc_per_node=N -m jepa_core.train ...`` the same loop runs on N processes
-with DistributedDataParallel (see ``distributed.py``); ``train.batch_size`` stays the global
-batch (each rank takes batch_size / N).
-
-One optimizer step reads like the official I-JEPA step (facebookresearch/ijepa, src/train.py):
-
-    1. target forward   targets = LN(target_encoder(x))[target blocks]    no gradient
-    2. context forward  context = context_encoder(x, keep=context block)
-    3. predict          preds = predictor(context, context idx, target idx)
-    4. loss             objective(preds, targets, context, ...)
-    5. update           AdamW step, then the teacher follows by EMA
-
-Reproducible on CPU: the model is initialised from ``train.seed``; each epoch's data order,
-augmentations and masks are drawn from generators seeded by (seed, epoch, step), so a run
-resumed from its last epoch checkpoint ends exactly where the uninterrupted run ends.
+(``jepa_core.distributed``): ``train.batch_size`` stays the global batch, each rank takes 1/N
+of it, and the gradients are averaged over ranks before the optimizer step.
 """
 
 from __future__ import annotations
@@ -28,32 +22,35 @@ import os
 import sys
 import time
 import warnings
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from itertools import islice
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 import torch
 from torch import nn
-from torch.nn.parallel import DistributedDataParallel
-from torch.utils.data import DataLoader, Subset
-from torch.utils.data.distributed import DistributedSampler
+from torch.utils.data import DataLoader
 
 from . import distributed
-from .checkpoint import CheckpointError, load_checkpoint, save_checkpoint
-from .config import Config, config_diff, load_config, parse_overrides
-from .data import make_datasets, make_loader, with_two_views
-from .device import resolve_device
-from .ema import ema_update, momentum_schedule
+from .build import Run, build_run, epoch_loader, sample_masks, seed_epoch
+from .checkpoint import (
+    load_checkpoint,
+    load_modules,
+    resume_state,
+    run_state,
+    save_checkpoint,
+    saved_config,
+)
+from .config import Config, load_config, parse_overrides
+from .ema import ema_update
 from .evaluate import extract_features, knn_accuracy
 from .frontend import progress_bar
-from .masks import sample_multiblock_masks
-from .models import MODEL_PRESETS, build_models
 from .monitor import embedding_stats
-from .objectives import Objective, OnlineStep, jepa_batch_size, jepa_inputs, target_features
-from .optim import cosine_ramp, make_optimizer, set_schedules, warmup_cosine
-from .paths import resolve, results_dir
+from .objectives import jepa_inputs, target_features, two_view_embeddings
+from .optim import cosine_ramp, set_schedules, warmup_cosine
+from .paths import resolve
 from .results import write_metrics
 
 CHECKPOINT_NAME = "checkpoint.pt"
@@ -90,184 +87,60 @@ class TrainResult:
         return self.target_encoder if which == "target" else self.context_encoder
 
 
-@dataclass
-class _Run:
-    """Everything built from a config."""
+# --- the step --------------------------------------------------------------------------------
+def train_step(run: Run, micro_batches: Iterable[torch.Tensor], step: int) -> dict[str, float]:
+    """One optimizer step over ``train.accumulate`` micro-batches; returns the logged terms.
 
-    cfg: Config
-    device: torch.device
-    train_set: Any
-    test_set: Any
-    eval_bank: Any
-    context_encoder: nn.Module
-    target_encoder: nn.Module
-    predictor: nn.Module
-    objective: Objective
-    optimizer: torch.optim.Optimizer
-    steps_per_epoch: int
-    micro_batch: int
-    output_dir: Path
-    monitor_images: torch.Tensor
-    online: nn.Module  # context encoder + predictor + objective (DDP-wrapped / compiled when asked)
-    dist: distributed.DistContext = field(default_factory=distributed.DistContext)
-    momentum: Callable[[int], float] = field(repr=False, default=None)
-
-
-# ---------------------------------------------------------------------------------------------
-def default_output_dir(cfg: Config) -> Path:
-    """Where a run of ``cfg`` writes: ``train.output_dir``, else
-    ``results/runs/<method>-<dataset>-seed<seed>/``. Created by ``train`` when it writes, not
-    here: building a run only to read its encoders leaves no empty folder behind."""
-    if cfg.train.output_dir:
-        return resolve(cfg.train.output_dir)
-    return results_dir("runs") / f"{cfg.loss.method}-{cfg.data.name}-seed{cfg.train.seed}"
-
-
-def _seed(*parts: int) -> int:
-    """A 63-bit seed from (seed, epoch, step, ...): independent streams, same on every run."""
-    value = 0x9E3779B97F4A7C15
-    for p in parts:
-        value = (value * 6364136223846793005 + int(p) + 1442695040888963407) % (1 << 63)
-    return value
-
-
-def run_datasets(cfg: Config) -> tuple[Any, Any, Any]:
-    """(training set, test set, k-NN memory bank) exactly as a run of ``cfg`` uses them: the
-    training set cut to ``data.train_samples`` (a subset fixed by ``train.seed``), the bank a
-    fixed subset of it of at most ``eval.train_samples`` plain (un-augmented) images."""
-    train_set, test_set = make_datasets(cfg.data.name, root=cfg.data.root, download=cfg.data.download,
-                                        image_size=cfg.data.image_size)
-    if cfg.data.train_samples is not None and cfg.data.train_samples < len(train_set):
-        keep = torch.randperm(len(train_set), generator=torch.Generator().manual_seed(cfg.train.seed))
-        train_set = Subset(train_set, keep[: cfg.data.train_samples].tolist())
-    eval_bank = train_set
-    if cfg.eval.train_samples is not None and cfg.eval.train_samples < len(train_set):
-        pick = torch.randperm(len(train_set), generator=torch.Generator().manual_seed(0))
-        eval_bank = Subset(train_set, pick[: cfg.eval.train_samples].tolist())
-    return train_set, test_set, eval_bank
-
-
-def build_run(cfg: Config, dist_ctx: distributed.DistContext | None = None) -> _Run:
-    dist_ctx = dist_ctx or distributed.DistContext()
-    device = resolve_device(cfg.train.device, local_rank=dist_ctx.local_rank if dist_ctx.enabled else None)
-    if dist_ctx.enabled:
-        if cfg.train.batch_size % (dist_ctx.world_size * cfg.train.accumulate):
-            raise ValueError(f"train.batch_size={cfg.train.batch_size} is the global batch: it must divide by "
-                             f"the {dist_ctx.world_size} processes x train.accumulate={cfg.train.accumulate}")
-        if not cfg.ema.stop_grad or cfg.ema.target_in_optimizer:
-            raise ValueError("ema.stop_grad=False and ema.target_in_optimizer=True are the collapse lab's "
-                             "single-process switches; run them without torchrun")
-    torch.manual_seed(cfg.train.seed)
-    train_set, test_set, eval_bank = run_datasets(cfg)
-    in_chans, height, width = train_set[0][0].shape
-    if height != width:
-        raise ValueError(f"images must be square for the ViT presets; dataset {cfg.data.name!r} gives "
-                         f"{height}x{width}: set data.image_size")
-    if cfg.model.size not in MODEL_PRESETS:
-        raise ValueError(f"model.size must be one of {', '.join(MODEL_PRESETS)}; got {cfg.model.size!r}")
-    depth = MODEL_PRESETS[cfg.model.size]["depth"]
-    levels = len(cfg.loss.level_weights) if cfg.loss.method == "hjepa" else 1
-    if levels > depth:
-        raise ValueError(f"loss.level_weights has {levels} levels but model.size={cfg.model.size!r} has only "
-                         f"{depth} blocks")
-    context_encoder, target_encoder, predictor = build_models(
-        cfg.model.size, img_size=height, patch_size=cfg.model.patch_size, in_chans=in_chans,
-        out_levels=levels, drop_path_rate=cfg.model.drop_path_rate)
-    objective = Objective(cfg.loss, embed_dim=context_encoder.embed_dim, patch_size=cfg.model.patch_size,
-                          in_chans=in_chans)
-    # Collapse-lab switches: the target joins autograd / the optimizer only when asked.
-    trained_target = cfg.ema.target_in_optimizer or not cfg.ema.stop_grad
-    target_encoder.requires_grad_(trained_target)
-    for module in (context_encoder, target_encoder, predictor, objective):
-        module.to(device)
-    if objective.views == 2:
-        train_set = with_two_views(train_set, crop_scale=cfg.data.crop_scale)
-    trained = [context_encoder, predictor, objective]
-    if cfg.ema.target_in_optimizer:
-        trained.append(target_encoder)
-    optimizer = make_optimizer(trained, lr=cfg.optim.lr, weight_decay=cfg.optim.weight_decay)
-
-    micro_batch = cfg.train.batch_size // (cfg.train.accumulate * dist_ctx.world_size)
-    steps_per_epoch = len(train_set) // cfg.train.batch_size
-    if steps_per_epoch < 1:
-        raise ValueError(f"train.batch_size={cfg.train.batch_size} is larger than the training set "
-                         f"({len(train_set)} images): lower it")
-    n_monitor = min(cfg.monitor.samples, len(test_set))
-    monitor_images = torch.stack([test_set[i][0] for i in range(n_monitor)]).to(device)
-    online = OnlineStep(context_encoder, predictor, objective)
-    if dist_ctx.enabled:  # gradients averaged over ranks; every rank starts from the same seed
-        online = DistributedDataParallel(online, device_ids=[device.index] if device.type == "cuda" else None)
-    if cfg.train.compile:
-        online = torch.compile(online)
-    run = _Run(cfg=cfg, device=device, train_set=train_set, test_set=test_set, eval_bank=eval_bank,
-               context_encoder=context_encoder, target_encoder=target_encoder, predictor=predictor,
-               objective=objective, optimizer=optimizer, steps_per_epoch=steps_per_epoch,
-               micro_batch=micro_batch, output_dir=default_output_dir(cfg), monitor_images=monitor_images,
-               online=online, dist=dist_ctx)
-    total = cfg.train.epochs * steps_per_epoch
-    ema_end = cfg.ema.start if cfg.ema.kind == "constant" else cfg.ema.end
-    run.momentum = momentum_schedule(cfg.ema.start, ema_end, total_steps=total, kind=cfg.ema.kind)
-    check_teacher(run)
-    return run
-
-
-def check_teacher(run: _Run) -> None:
-    """Fail loudly if the target encoder is wired wrong for the chosen switches.
-
-    Healthy I-JEPA: no target parameter requires grad, none is in the optimizer, and the target
-    is only ever changed by ``ema_update``.
+    Two-view methods get each micro-batch as cat(view a, view b); I-JEPA runs on the first view.
     """
-    ema = run.cfg.ema
-    target_ids = {id(p) for p in run.target_encoder.parameters()}
-    in_opt = {id(p) for g in run.optimizer.param_groups for p in g["params"]} & target_ids
-    needs_grad = [p.requires_grad for p in run.target_encoder.parameters()]
-    shared = target_ids & {id(p) for p in run.context_encoder.parameters()}
-    if shared:
-        raise RuntimeError("the target encoder shares parameters with the context encoder: it must be a copy")
-    if ema.target_in_optimizer:
-        if len(in_opt) != len(target_ids):
-            raise RuntimeError("ema.target_in_optimizer=True but the target encoder is not in the optimizer")
-        return
-    if in_opt:
-        raise RuntimeError(f"{len(in_opt)} target-encoder parameters are in the optimizer: the target "
-                           "must be updated only by ema_update (set ema.target_in_optimizer only on purpose)")
-    if ema.stop_grad and any(needs_grad):
-        raise RuntimeError("target-encoder parameters require grad although ema.stop_grad=True")
+    cfg, n_micro = run.cfg, run.cfg.train.accumulate
+    logged: dict[str, float] = {}
+    for micro, images in enumerate(micro_batches):
+        x = jepa_inputs(run.objective, images)
+        masks = sample_masks(run, x.shape[0], step * n_micro + micro)
+        with _autocast(run.device):
+            # 1. target forward: what to predict, under stop-gradient (the lab's switch aside)
+            with torch.set_grad_enabled(not cfg.ema.stop_grad):
+                targets = target_features(run.target_encoder, x, masks.targets, levels=run.objective.levels,
+                                          layer_norm=cfg.loss.target_layer_norm)
+            # 2. context forward: the student sees the kept context patches only
+            context = run.context_encoder(x, keep=masks.context)
+            # 3. predict the target blocks from the context and the targets' positions
+            preds = run.predictor(context, masks.context, masks.targets)
+            # 4. loss: how wrong, plus the method's term on both views' embeddings
+            views = two_view_embeddings(run.objective, run.context_encoder, images, context)
+            terms = run.objective(preds.float(), targets.float(), views, x, masks.targets)
+        _check_finite(terms, step)
+        # 5. backward, accumulated over the micro-batches
+        (terms["loss"] / n_micro).backward()
+        for name, value in terms.items():
+            logged[name] = logged.get(name, 0.0) + float(value.detach()) / n_micro
+    distributed.average_gradients(run.dist, run.trained_parameters)
+    # 6. optimizer step on the scheduled learning rate and weight decay
+    lr, wd = learning_rate(run, step), weight_decay(run, step)
+    set_schedules(run.optimizer, lr, wd)
+    if cfg.optim.clip_grad is not None:
+        nn.utils.clip_grad_norm_(run.trained_parameters, cfg.optim.clip_grad)
+    run.optimizer.step()
+    run.optimizer.zero_grad(set_to_none=True)
+    # 7. EMA: the teacher follows the student
+    momentum = run.momentum(step)
+    ema_update(run.target_encoder, run.context_encoder, momentum)
+    return {**logged, "momentum": momentum, "lr": lr, "wd": wd}
 
 
-def _stream(run: _Run, kind: int) -> int:
-    """Random stream ``kind`` of this rank (rank 0 of any world size draws what one process does)."""
-    return kind + 16 * run.dist.rank
+def learning_rate(run: Run, step: int) -> float:
+    """Linear warm-up to ``optim.lr``, then cosine to ``optim.final_lr`` (official I-JEPA)."""
+    o, total = run.cfg.optim, run.total_steps
+    warmup = int(round(o.warmup_epochs * run.steps_per_epoch))
+    return warmup_cosine(step, warmup_steps=warmup, total_steps=total, start=o.start_lr, peak=o.lr,
+                         final=o.final_lr)
 
 
-def seed_epoch(run: _Run, epoch: int) -> None:
-    """Every random draw of an epoch (order, augmentations) depends on (seed, epoch, rank) alone."""
-    torch.manual_seed(_seed(run.cfg.train.seed, epoch, _stream(run, 1)) % (1 << 62))
-
-
-def epoch_loader(run: _Run, epoch: int) -> DataLoader:
-    cfg = run.cfg
-    pin = run.device.type == "cuda"
-    if not run.dist.enabled:
-        return make_loader(run.train_set, run.micro_batch, shuffle=True, seed=_seed(cfg.train.seed, epoch, 2) % (1 << 62),
-                           num_workers=cfg.data.num_workers, drop_last=True, pin_memory=pin)
-    # Each rank reads its own 1/N of a permutation that depends on (seed, epoch) alone.
-    sampler = DistributedSampler(run.train_set, num_replicas=run.dist.world_size, rank=run.dist.rank, shuffle=True,
-                                 seed=_seed(cfg.train.seed, 2) % (1 << 62), drop_last=True)
-    sampler.set_epoch(epoch)
-    return DataLoader(run.train_set, batch_size=run.micro_batch, sampler=sampler, num_workers=cfg.data.num_workers,
-                      drop_last=True, pin_memory=pin)
-
-
-def sample_masks(run: _Run, batch_size: int, micro_step: int):
-    """This rank's masks for one micro-step, from a generator seeded by (seed, step, rank)."""
-    m = run.cfg.masks
-    g = torch.Generator().manual_seed(_seed(run.cfg.train.seed, micro_step, _stream(run, 3)) % (1 << 62))
-    masks = sample_multiblock_masks(run.context_encoder.grid, batch_size, n_targets=m.n_targets,
-                                    target_scale=m.target_scale, target_aspect=m.target_aspect,
-                                    context_scale=m.context_scale, min_keep=m.min_keep,
-                                    allow_overlap=m.allow_overlap, generator=g)
-    return masks.to(run.device)
+def weight_decay(run: Run, step: int) -> float:
+    """Cosine from ``optim.weight_decay`` to ``optim.final_weight_decay`` (official I-JEPA)."""
+    o = run.cfg.optim
+    return cosine_ramp(step, total_steps=run.total_steps, start=o.weight_decay, end=o.final_weight_decay)
 
 
 def _autocast(device: torch.device):
@@ -276,33 +149,191 @@ def _autocast(device: torch.device):
     return contextlib.nullcontext()
 
 
-def train_step(run: _Run, images: torch.Tensor, masks) -> dict[str, torch.Tensor]:
-    """Forward one (micro-)batch and return the loss terms; the caller steps the optimizer."""
-    with _autocast(run.device):
-        # 1. target forward: no gradient unless the collapse lab's ema.stop_grad=False asks for it
-        with torch.set_grad_enabled(not run.cfg.ema.stop_grad):
-            targets = target_features(run.target_encoder, jepa_inputs(run.objective, images), masks.targets,
-                                      levels=run.objective.levels, layer_norm=run.cfg.loss.target_layer_norm)
-        # 2.-4. context forward, prediction, loss (through DDP when distributed)
-        return run.online(images, masks, targets)
+def _check_finite(terms: dict[str, torch.Tensor], step: int) -> None:
+    bad = [name for name, value in terms.items() if not torch.isfinite(value).all()]
+    if bad:
+        name = next((n for n in bad if n != "loss"), "loss")
+        raise FloatingPointError(f"non-finite loss at step {step}: term {name!r} = {terms[name].item()}")
 
 
-def _batch_images(batch, device: torch.device) -> torch.Tensor:
+# --- the loop --------------------------------------------------------------------------------
+def train(config: Config | str | dict, callbacks: Sequence[Callable[[dict], None]] | None = None,
+          progress: bool = True, overrides: dict[str, Any] | None = None) -> TrainResult:
+    """Train the method a config describes; return its history, encoders and checkpoint path.
+
+    config: a Config, a preset name, a YAML path or a dict (see ``load_config``).
+    callbacks: called with each new history row (a dict), e.g. to draw live curves.
+    """
+    cfg = load_config(config, overrides) if overrides or not isinstance(config, Config) else config
+    dist_ctx = distributed.setup(cfg.train.device)
+    try:
+        return _train(build_run(cfg, dist_ctx), list(callbacks or []), progress)
+    finally:
+        distributed.teardown(dist_ctx)
+
+
+def _train(run: Run, callbacks: list[Callable[[dict], None]], progress: bool) -> TrainResult:
+    cfg, main = run.cfg, run.dist.is_main
+    ckpt = run.output_dir / CHECKPOINT_NAME
+    start_epoch, step, history = _start(run, ckpt)
+    bar = progress_bar(total=run.total_steps, initial=step, unit="step",
+                       desc=f"{cfg.loss.method} on {cfg.data.name}") if progress and main else None
+    log = _Log(run, callbacks, history)
+    if not history:
+        log.row(step=0, epoch=0, terms={"momentum": run.momentum(0), "lr": cfg.optim.start_lr,
+                                        "wd": cfg.optim.weight_decay}, evaluate=True)
+    for epoch in range(start_epoch, cfg.train.epochs):
+        seed_epoch(run, epoch)
+        log.start_epoch()
+        batches = (_images(batch, run.device) for batch in epoch_loader(run, epoch))
+        for _ in range(run.steps_per_epoch):
+            try:
+                terms = train_step(run, islice(batches, cfg.train.accumulate), step)
+            except FloatingPointError as e:
+                where = f"the last good checkpoint is {str(ckpt)!r} (after epoch {epoch})" if epoch \
+                    else "no checkpoint was written yet"
+                raise FloatingPointError(f"{e} (epoch {epoch + 1}); {where}") from None
+            step += 1
+            log.add(terms)
+            if bar is not None:
+                bar.update(1)
+                bar.set_postfix(loss=f"{terms['loss']:.4f}")
+            end = step % run.steps_per_epoch == 0
+            if end or (cfg.train.log_every and step % cfg.train.log_every == 0):
+                last = epoch + 1 == cfg.train.epochs
+                log.row(step, step / run.steps_per_epoch, terms,
+                        evaluate=end and (last or (cfg.eval.every and (epoch + 1) % cfg.eval.every == 0)))
+                if log.stopped:
+                    break
+        log.end_epoch()
+        if main:  # a run stopped by the alarm keeps its last state too, marked stopped
+            save_checkpoint(ckpt, run_state(run, epoch + (not log.stopped), step, history, log.stopped))
+            pd.DataFrame(history).to_csv(run.output_dir / "history.csv", index=False)
+        distributed.barrier(run.dist)
+        if log.stopped:
+            break
+    if bar is not None:
+        bar.close()
+    return _finish(run, ckpt, history, log)
+
+
+def _start(run: Run, ckpt: Path) -> tuple[int, int, list[dict]]:
+    """(epoch, step, history) to start from: a resumed checkpoint's, or a fresh run's."""
+    if run.dist.is_main:
+        run.output_dir.mkdir(parents=True, exist_ok=True)
+    for module in (run.context_encoder, run.predictor, run.objective):
+        module.train()
+    run.target_encoder.eval()  # the teacher never drops paths: its outputs are the targets
+    if run.cfg.train.resume and ckpt.exists():
+        return resume_state(run, ckpt)
+    if ckpt.exists() and run.dist.is_main:
+        warnings.warn(f"{ckpt} exists and train.resume is false: starting afresh and overwriting it",
+                      stacklevel=4)
+    return 0, 0, []
+
+
+def _images(batch, device: torch.device) -> torch.Tensor:
     images = batch[0]
     if isinstance(images, (list, tuple)):  # two views: view a then view b
         images = torch.cat(list(images), dim=0)
     return images.to(device, non_blocking=True)
 
 
+_SCHEDULES = ("momentum", "lr", "wd")
+
+
+class _Log:
+    """The history rows: the step's terms averaged since the last row (and over ranks), the
+    collapse metrics, k-NN at epoch ends, wall-clock seconds of training; the collapse alarm."""
+
+    def __init__(self, run: Run, callbacks: list[Callable[[dict], None]], history: list[dict]):
+        self.run, self.callbacks, self.history = run, callbacks, history
+        self.sums: dict[str, float] = {}
+        self.n = 0
+        self.seconds = history[-1]["seconds"] if history else 0.0
+        self.t0 = time.perf_counter()
+        self.stopped: str | None = None
+        self.warned = False
+
+    def start_epoch(self) -> None:
+        self.t0 = time.perf_counter()
+
+    def row(self, step: int, epoch: float, terms: dict[str, float], evaluate: bool) -> None:
+        """Append a row after optimizer step ``step`` (0: the encoders at initialisation);
+        ``terms``: the last step's, for its schedules."""
+        run = self.run
+        if step:
+            self.seconds += time.perf_counter() - self.t0
+        means = distributed.mean_over_ranks(run.dist, {k: v / self.n for k, v in self.sums.items()},
+                                            run.device)
+        self.sums, self.n = {}, 0
+        schedules = {k: terms[k] for k in _SCHEDULES}
+        row = {"epoch": epoch, "step": step, "images": step * run.cfg.train.batch_size, **means,
+               **schedules, **monitor_stats(run), "knn_acc": knn_eval(run) if evaluate else math.nan,
+               "seconds": self.seconds}
+        self.t0 = time.perf_counter()
+        self.history.append(row)
+        for callback in self.callbacks:
+            callback(row)
+        self._alarm(step, row)
+
+    def add(self, terms: dict[str, float]) -> None:
+        """Sum one step's loss terms towards the next row's means."""
+        for name, value in terms.items():
+            if name not in _SCHEDULES:
+                self.sums[name] = self.sums.get(name, 0.0) + value
+        self.n += 1
+
+    def end_epoch(self) -> None:
+        if not self.stopped:
+            self.seconds += time.perf_counter() - self.t0
+            self.t0 = time.perf_counter()
+            self.history[-1]["seconds"] = self.seconds
+
+    def _alarm(self, step: int, row: dict) -> None:
+        mon, main = self.run.cfg.monitor, self.run.dist.is_main
+        reason = None
+        if mon.alarm_std_mean > 0 and row["std_mean"] < mon.alarm_std_mean:
+            reason = f"std_mean {row['std_mean']:.2e} < monitor.alarm_std_mean {mon.alarm_std_mean}"
+        elif mon.alarm_rankme > 0 and row["rankme"] < mon.alarm_rankme:
+            reason = f"rankme {row['rankme']:.2f} < monitor.alarm_rankme {mon.alarm_rankme}"
+        if reason is None:
+            return
+        message = f"collapse alarm at step {step}: {reason}"
+        if mon.on_collapse == "stop":
+            self.stopped = message
+            if main:
+                warnings.warn(message + "; stopping (monitor.on_collapse='stop')", CollapseWarning,
+                              stacklevel=5)
+        elif not self.warned and main:
+            warnings.warn(message + " (monitor.on_collapse='warn' keeps going)", CollapseWarning,
+                          stacklevel=5)
+            self.warned = True
+
+
+def _finish(run: Run, ckpt: Path, history: list[dict], log: _Log) -> TrainResult:
+    frame = pd.DataFrame(history)
+    result = TrainResult(history=frame, context_encoder=run.context_encoder, target_encoder=run.target_encoder,
+                         predictor=run.predictor, checkpoint_path=ckpt, output_dir=run.output_dir,
+                         config=run.cfg, stopped=log.stopped, seconds=log.seconds)
+    if run.dist.is_main:
+        frame.to_csv(run.output_dir / "history.csv", index=False)
+        write_metrics(run.output_dir, parameters=run.cfg.flat(),
+                      metrics={**result.final, "stopped": log.stopped, "world_size": run.dist.world_size},
+                      timings={"train_seconds": log.seconds})
+    return result
+
+
+# --- what the log measures -------------------------------------------------------------------
 @torch.no_grad()
-def monitor_stats(run: _Run) -> dict[str, float]:
+def monitor_stats(run: Run) -> dict[str, float]:
     """Collapse metrics of the mean-pooled embeddings of the fixed monitor images: those of the
     evaluated encoder (``eval.encoder``, the teacher by default) and, as ``student_*``, those
     of the context encoder, the one the optimizer trains (a frozen or slow teacher can hide a
     collapsing student)."""
     out = {}
-    for prefix, encoder in (("", run.target_encoder if run.cfg.eval.encoder == "target" else run.context_encoder),
-                            ("student_", run.context_encoder)):
+    evaluated = run.target_encoder if run.cfg.eval.encoder == "target" else run.context_encoder
+    for prefix, encoder in (("", evaluated), ("student_", run.context_encoder)):
         was_training = encoder.training
         encoder.eval()
         with _autocast(run.device):
@@ -314,7 +345,7 @@ def monitor_stats(run: _Run) -> dict[str, float]:
     return out
 
 
-def knn_eval(run: _Run) -> float:
+def knn_eval(run: Run) -> float:
     """k-NN accuracy of the evaluated encoder (computed on rank 0, broadcast to the others)."""
     if not run.dist.is_main:
         return distributed.broadcast_float(run.dist, None, run.device)
@@ -328,234 +359,23 @@ def knn_eval(run: _Run) -> float:
     return distributed.broadcast_float(run.dist, acc, run.device)
 
 
-_MODULES = ("context_encoder", "target_encoder", "predictor", "objective")
-_STATE_KEYS = ("config", "epoch", "step", *_MODULES, "optimizer", "history")
-
-
-def _state(run: _Run, epoch: int, step: int, history: list[dict], stopped: str | None = None) -> dict[str, Any]:
-    return {"config": run.cfg.to_dict(), "preset": run.cfg.preset, "epoch": epoch, "step": step,
-            **{name: getattr(run, name).state_dict() for name in _MODULES},
-            "optimizer": run.optimizer.state_dict(), "history": history, "stopped": stopped}
-
-
-def _saved_config(state: dict[str, Any], path: Path, overrides: dict[str, Any] | None = None) -> Config:
-    """The config a checkpoint was written with; a CheckpointError if this version cannot use it."""
-    missing = [key for key in _STATE_KEYS if key not in state]
-    if missing:
-        raise CheckpointError(f"checkpoint {str(path)!r} lacks {', '.join(missing)}: it was not written by "
-                              "jepa_core.train (or by an incompatible version)")
-    try:
-        return load_config(state["config"] | {"preset": state.get("preset")}, overrides)
-    except (KeyError, ValueError, TypeError) as e:
-        raise CheckpointError(f"checkpoint {str(path)!r} holds a config this version cannot read ({e}); "
-                              "start a new output_dir or use the version that wrote it") from None
-
-
-def _load_modules(run: _Run, state: dict[str, Any], path: Path) -> None:
-    for name in _MODULES:
-        try:
-            getattr(run, name).load_state_dict(state[name])
-        except RuntimeError as e:
-            first = str(e).strip().splitlines()[0]
-            raise CheckpointError(f"checkpoint {str(path)!r}: its {name} does not fit the model its config "
-                                  f"builds ({first})") from None
-
-
-def _resume(run: _Run, path: Path) -> tuple[int, int, list[dict]]:
-    state = load_checkpoint(path, map_location=run.device)
-    saved = _saved_config(state, path)
-    if state.get("stopped"):
-        raise ValueError(f"train.resume: the run in {str(path.parent)!r} was stopped on purpose "
-                         f"({state['stopped']}); it would stop again. Load it with load_trained to inspect "
-                         "it, or start a new output_dir")
-    diff = config_diff(saved, run.cfg, ignore=("train.resume", "train.output_dir", "data.num_workers",
-                                                "train.device"))
-    if diff:
-        lines = ", ".join(f"{k}: {a!r} -> {b!r}" for k, a, b in ((k, *v) for k, v in diff.items()))
-        raise ValueError(f"train.resume: the checkpoint {str(path)!r} was written with a different config "
-                         f"({lines}); resume with the same config or start a new output_dir")
-    _load_modules(run, state, path)
-    run.optimizer.load_state_dict(state["optimizer"])
-    return int(state["epoch"]), int(state["step"]), list(state["history"])
-
-
-def _alarm(cfg: Config, row: dict) -> str | None:
-    mon = cfg.monitor
-    if mon.alarm_std_mean > 0 and row["std_mean"] < mon.alarm_std_mean:
-        return f"std_mean {row['std_mean']:.2e} < monitor.alarm_std_mean {mon.alarm_std_mean}"
-    if mon.alarm_rankme > 0 and row["rankme"] < mon.alarm_rankme:
-        return f"rankme {row['rankme']:.2f} < monitor.alarm_rankme {mon.alarm_rankme}"
-    return None
-
-
-def _check_finite(terms: dict[str, torch.Tensor], step: int, epoch: int, ckpt: Path, last_epoch: int) -> None:
-    bad = [name for name, value in terms.items() if not torch.isfinite(value).all()]
-    if not bad:
-        return
-    name = next((n for n in bad if n != "loss"), "loss")
-    where = (f"the last good checkpoint is {str(ckpt)!r} (after epoch {last_epoch})" if last_epoch > 0
-             else "no checkpoint was written yet")
-    raise FloatingPointError(f"non-finite loss at step {step} (epoch {epoch + 1}): term {name!r} = "
-                             f"{terms[name].item()}; {where}")
-
-
-def train(config: Config | str | dict, callbacks: Sequence[Callable[[dict], None]] | None = None,
-          progress: bool = True, overrides: dict[str, Any] | None = None) -> TrainResult:
-    """Train the method a config describes; return its history, encoders and checkpoint path.
-
-    config: a Config, a preset name, a YAML path or a dict (see ``load_config``).
-    callbacks: called with each new history row (a dict), e.g. to draw live curves.
-    """
-    cfg = load_config(config, overrides) if overrides or not isinstance(config, Config) else config
-    dist_ctx = distributed.setup(cfg.train.device)
-    try:
-        return _train(build_run(cfg, dist_ctx), callbacks, progress)
-    finally:
-        distributed.teardown(dist_ctx)
-
-
-def _train(run: _Run, callbacks: Sequence[Callable[[dict], None]] | None, progress: bool) -> TrainResult:
-    cfg, main = run.cfg, run.dist.is_main
-    if main:
-        run.output_dir.mkdir(parents=True, exist_ok=True)
-    ckpt_path = run.output_dir / CHECKPOINT_NAME
-    start_epoch, step, history = 0, 0, []
-    if cfg.train.resume and ckpt_path.exists():
-        start_epoch, step, history = _resume(run, ckpt_path)
-    elif ckpt_path.exists() and main:
-        warnings.warn(f"{ckpt_path} exists and train.resume is false: starting afresh and overwriting it",
-                      stacklevel=3)
-    total_steps = cfg.train.epochs * run.steps_per_epoch
-    warmup_steps = int(round(cfg.optim.warmup_epochs * run.steps_per_epoch))
-    seconds = history[-1]["seconds"] if history else 0.0
-    stopped, warned = None, False
-
-    bar = None
-    if progress and main:
-        bar = progress_bar(total=total_steps, initial=step, desc=f"{cfg.loss.method} on {cfg.data.name}",
-                           unit="step")
-    for module in (run.context_encoder, run.predictor, run.objective):
-        module.train()
-    run.target_encoder.eval()  # the teacher never drops paths: its outputs are the targets
-    sums: dict[str, float] = {}
-    n_sums = 0
-    if step == 0 and not history:  # row 0: the encoders at initialisation
-        row = {"epoch": 0.0, "step": 0, "images": 0, "momentum": run.momentum(0), "lr": cfg.optim.start_lr,
-               "wd": cfg.optim.weight_decay, **monitor_stats(run), "knn_acc": knn_eval(run), "seconds": 0.0}
-        history.append(row)
-        for cb in callbacks or []:
-            cb(row)
-
-    for epoch in range(start_epoch, cfg.train.epochs):
-        seed_epoch(run, epoch)
-        t0 = time.perf_counter()
-        micro = 0
-        for batch in epoch_loader(run, epoch):
-            if micro // cfg.train.accumulate >= run.steps_per_epoch:
-                break
-            images = _batch_images(batch, run.device)
-            masks = sample_masks(run, jepa_batch_size(run.objective, images.shape[0]),
-                                 step * cfg.train.accumulate + micro % cfg.train.accumulate)
-            accumulating = (micro + 1) % cfg.train.accumulate != 0
-            # DDP averages gradients over ranks on the backward of the last micro-batch only
-            with run.online.no_sync() if run.dist.enabled and accumulating else contextlib.nullcontext():
-                terms = train_step(run, images, masks)
-                _check_finite(terms, step, epoch, ckpt_path, epoch)
-                (terms["loss"] / cfg.train.accumulate).backward()
-            for name, value in terms.items():
-                sums[name] = sums.get(name, 0.0) + float(value.detach()) / cfg.train.accumulate
-            micro += 1
-            if micro % cfg.train.accumulate:
-                continue
-            # 5. update: AdamW step on the scheduled lr / wd, then the teacher follows by EMA
-            lr = warmup_cosine(step, warmup_steps=warmup_steps, total_steps=total_steps, start=cfg.optim.start_lr,
-                               peak=cfg.optim.lr, final=cfg.optim.final_lr)
-            wd = cosine_ramp(step, total_steps=total_steps, start=cfg.optim.weight_decay,
-                             end=cfg.optim.final_weight_decay)
-            set_schedules(run.optimizer, lr, wd)
-            if cfg.optim.clip_grad is not None:
-                nn.utils.clip_grad_norm_([p for g in run.optimizer.param_groups for p in g["params"]],
-                                         cfg.optim.clip_grad)
-            run.optimizer.step()
-            run.optimizer.zero_grad(set_to_none=True)
-            momentum = run.momentum(step)
-            ema_update(run.target_encoder, run.context_encoder, momentum)
-            step += 1
-            n_sums += 1
-            if bar is not None:
-                bar.update(1)
-                bar.set_postfix(loss=f"{float(terms['loss'].detach()):.4f}")
-            end_of_epoch = micro // cfg.train.accumulate == run.steps_per_epoch
-            if end_of_epoch or (cfg.train.log_every and step % cfg.train.log_every == 0):
-                evaluate_now = end_of_epoch and (
-                    (cfg.eval.every and (epoch + 1) % cfg.eval.every == 0) or epoch + 1 == cfg.train.epochs)
-                seconds += time.perf_counter() - t0
-                sums = distributed.mean_over_ranks(run.dist, sums, run.device)
-                row = {"epoch": step / run.steps_per_epoch, "step": step, "images": step * cfg.train.batch_size,
-                       **{k: v / n_sums for k, v in sums.items()}, "momentum": momentum, "lr": lr, "wd": wd,
-                       **monitor_stats(run), "knn_acc": knn_eval(run) if evaluate_now else math.nan}
-                t0 = time.perf_counter()
-                row["seconds"] = seconds
-                history.append(row)
-                sums, n_sums = {}, 0
-                for cb in callbacks or []:
-                    cb(row)
-                reason = _alarm(cfg, row)
-                if reason:
-                    message = f"collapse alarm at step {step}: {reason}"
-                    if cfg.monitor.on_collapse == "stop":
-                        stopped = message
-                        if main:
-                            warnings.warn(message + "; stopping (monitor.on_collapse='stop')", CollapseWarning,
-                                          stacklevel=3)
-                        break
-                    if not warned and main:
-                        warnings.warn(message + " (monitor.on_collapse='warn' keeps going)", CollapseWarning,
-                                      stacklevel=3)
-                        warned = True
-        if not stopped:
-            seconds += time.perf_counter() - t0
-            history[-1]["seconds"] = seconds
-        # The state at the end of each epoch; a run stopped by the alarm keeps its last state too
-        # (marked stopped: load_trained reads it, train.resume refuses it).
-        if main:
-            save_checkpoint(ckpt_path, _state(run, epoch + 1 if not stopped else epoch, step, history, stopped))
-            pd.DataFrame(history).to_csv(run.output_dir / "history.csv", index=False)
-        distributed.barrier(run.dist)
-        if stopped:
-            break
-    if bar is not None:
-        bar.close()
-
-    frame = pd.DataFrame(history)
-    result = TrainResult(history=frame, context_encoder=run.context_encoder, target_encoder=run.target_encoder,
-                         predictor=run.predictor, checkpoint_path=ckpt_path, output_dir=run.output_dir, config=cfg,
-                         stopped=stopped, seconds=seconds)
-    if main:
-        frame.to_csv(run.output_dir / "history.csv", index=False)
-        write_metrics(run.output_dir, parameters=cfg.flat(),
-                      metrics={**result.final, "stopped": stopped, "world_size": run.dist.world_size},
-                      timings={"train_seconds": seconds})
-    return result
-
-
+# --- a finished run, and the command line ----------------------------------------------------
 def load_trained(checkpoint: str | Path, device: str = "cpu") -> TrainResult:
     """Rebuild the encoders, predictor and history of a saved run (e.g. for evaluation)."""
     path = resolve(checkpoint)
     if path.is_dir():
         path = path / CHECKPOINT_NAME
     state = load_checkpoint(path, map_location=device)
-    cfg = _saved_config(state, path, {"train.device": device, "train.compile": False})
+    cfg = saved_config(state, path, {"train.device": device, "train.compile": False})
     run = build_run(cfg)
-    _load_modules(run, state, path)
+    load_modules(run, state, path)
     for module in (run.context_encoder, run.target_encoder, run.predictor):
         module.eval()
     return TrainResult(history=pd.DataFrame(state["history"]), context_encoder=run.context_encoder,
                        target_encoder=run.target_encoder, predictor=run.predictor, checkpoint_path=path,
-                       output_dir=path.parent, config=cfg)
+                       output_dir=path.parent, config=cfg, stopped=state.get("stopped"))
 
 
-# ---------------------------------------------------------------------------------------------
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m jepa_core.train", description=__doc__.split("\n\n")[0])
     parser.add_argument("--config", default="ijepa", help="a preset (ijepa, cjepa, ijepa_ntxent, hjepa) or a YAML path")

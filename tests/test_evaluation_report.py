@@ -30,7 +30,7 @@ from jepa_core.lessons.evaluation import (
     same_weights,
     train_or_resume,
 )
-from jepa_core.train import build_run
+from jepa_core.build import build_run
 
 
 class PatchTokens(nn.Module):

@@ -11,6 +11,7 @@ runs apart exactly when their weights differ.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import subprocess
 import sys
@@ -22,18 +23,12 @@ import torch
 
 import jepa_core.objectives as objectives
 import jepa_core.train as train_module
+from jepa_core.build import build_run, check_teacher, epoch_loader, sample_masks
 from jepa_core.checkpoint import load_checkpoint
 from jepa_core.config import load_config
-from jepa_core.train import (
-    CollapseWarning,
-    build_run,
-    check_teacher,
-    epoch_loader,
-    load_trained,
-    sample_masks,
-    train,
-    train_step,
-)
+from jepa_core.lessons.loss_probes import objective_terms
+from jepa_core.masks import apply_masks
+from jepa_core.train import CollapseWarning, load_trained, train, train_step
 
 REPO = Path(__file__).resolve().parents[1]
 BROKEN = {"ema.stop_grad": False, "ema.target_in_optimizer": True}
@@ -87,17 +82,45 @@ def state_dicts_equal(a: torch.nn.Module, b: torch.nn.Module) -> bool:
 # --- 1. compliance: the teacher is I-JEPA's ---------------------------------------------------
 
 
+def gradients_at_optimizer_step(run, modules) -> list[list[torch.Tensor | None]]:
+    """Spy on ``run.optimizer.step``: the gradients of each module's parameters when it is called."""
+    seen, real_step = [], run.optimizer.step
+
+    def step(*args, **kwargs):
+        seen.append([[None if p.grad is None else p.grad.clone() for p in m.parameters()] for m in modules])
+        return real_step(*args, **kwargs)
+
+    run.optimizer.step = step
+    return seen
+
+
 def test_target_encoder_gets_no_gradient_and_is_not_in_the_optimizer(tmp_path):
     run = build_run(load_config("ijepa", tiny(tmp_path)))
-    images, masks = one_batch(run)
-    train_step(run, images, masks)["loss"].backward()
+    images, _ = one_batch(run)
+    seen = gradients_at_optimizer_step(run, [run.target_encoder, run.context_encoder])
+    train_step(run, [images], 0)
 
+    (target_grads, student_grads), = seen
     target_params = list(run.target_encoder.parameters())
     assert target_params
-    assert all(p.grad is None and not p.requires_grad for p in target_params)
+    assert all(g is None for g in target_grads) and not any(p.requires_grad for p in target_params)
     assert not optimizer_param_ids(run) & {id(p) for p in target_params}
     # The backward pass did reach the student, so "no gradient" above is not vacuous.
-    assert all(p.grad is not None for p in run.context_encoder.parameters() if p.requires_grad)
+    assert all(g is not None and g.abs().sum() > 0 for g in student_grads)
+
+
+@pytest.mark.parametrize("method", ["ijepa", "cjepa", "ijepa_ntxent", "hjepa"])
+def test_notebook_03s_objective_terms_are_the_loss_of_the_trainers_step(method, tmp_path):
+    """The lessons compose the step's forward from the same library parts as ``train_step``."""
+    run = build_run(load_config(method, tiny(tmp_path)))
+    images, masks = one_batch(run)
+    for module in (run.context_encoder, run.predictor, run.objective):
+        module.train()
+    run.target_encoder.eval()
+    expected = objective_terms(run.cfg.loss, run.context_encoder, run.target_encoder, run.predictor,
+                               images, masks)
+    logged = train_step(run, [images], 0)
+    assert logged["loss"] == pytest.approx(float(expected["loss"]), rel=1e-6)
 
 
 def test_teacher_changes_only_by_ema_of_the_updated_student(cheap_knn, tmp_path):
@@ -141,10 +164,12 @@ def test_broken_switches_put_every_target_param_in_the_optimizer_and_give_it_gra
     target_params = list(run.target_encoder.parameters())
     assert {id(p) for p in target_params} <= optimizer_param_ids(run)
 
-    images, masks = one_batch(run)
-    train_step(run, images, masks)["loss"].backward()
-    assert all(p.grad is not None for p in target_params)
-    assert any(p.grad.abs().sum() > 0 for p in target_params)
+    images, _ = one_batch(run)
+    seen = gradients_at_optimizer_step(run, [run.target_encoder])
+    train_step(run, [images], 0)
+    (target_grads,), = seen
+    assert all(g is not None for g in target_grads)
+    assert any(g.abs().sum() > 0 for g in target_grads)
 
 
 def test_ijepa_defaults_are_linear_ema_from_0996_to_1_and_mse():
@@ -168,8 +193,9 @@ def _loss_with_scaled_targets(run, images, masks, scale: float, layer_norm: bool
         norm.weight.mul_(scale)
         norm.bias.mul_(scale)
         try:
-            terms = objectives.jepa_forward(run.context_encoder, run.target_encoder, run.predictor,
-                                            run.objective, images, masks, target_layer_norm=layer_norm)
+            loss_cfg = dataclasses.replace(run.cfg.loss, target_layer_norm=layer_norm)
+            terms = objective_terms(loss_cfg, run.context_encoder, run.target_encoder, run.predictor,
+                                    images, masks)
         finally:
             norm.weight.div_(scale)
             norm.bias.div_(scale)
@@ -191,7 +217,7 @@ def test_objective_does_not_normalise_embeddings(tmp_path):
     assert tripled == pytest.approx(9 * base, rel=1e-4)
     # Independent reference: the mean square of the raw target features at the target blocks.
     with torch.no_grad():
-        raw = objectives.gather_tokens(run.target_encoder(images), masks.targets)
+        raw = apply_masks(run.target_encoder(images), masks.targets)
     assert base == pytest.approx(float(raw.pow(2).mean()), rel=1e-4)
     # The official target layer norm, by contrast, does undo the scale.
     assert _loss_with_scaled_targets(run, images, masks, 3.0, layer_norm=True) == pytest.approx(

@@ -30,10 +30,11 @@ import pandas as pd
 import torch
 from threadpoolctl import threadpool_limits
 from torch import nn
-from torch.utils.data import DataLoader, Subset
+from torch.utils.data import DataLoader
 
-from ..checkpoint import load_checkpoint
-from ..config import METHODS, Config, config_diff, load_config
+from ..build import build_run, fixed_subset
+from ..checkpoint import config_changes, load_checkpoint, saved_config
+from ..config import METHODS, Config, load_config
 from ..data import make_datasets
 from ..evaluate import (
     POOL_KINDS,
@@ -43,10 +44,9 @@ from ..evaluate import (
     linear_probe_accuracy,
     raw_pixel_features,
 )
-from ..train import CHECKPOINT_NAME, TrainResult, build_run, train
+from ..train import CHECKPOINT_NAME, TrainResult, train
 
 # Keys a finished run may differ in and still be the same run (as train.py's resume check).
-_RUN_INDEPENDENT_KEYS = ("train.resume", "train.output_dir", "data.num_workers", "train.device")
 ON_CHANGED = ("retrain", "error")
 
 
@@ -94,11 +94,8 @@ def train_or_resume(method: str, overrides: Mapping[str, Any] | None, out: str |
     cfg = load_config(method, {**(overrides or {}), "train.output_dir": str(folder), "train.resume": True})
     checkpoint = folder / CHECKPOINT_NAME
     if checkpoint.exists():
-        state = load_checkpoint(checkpoint)
-        saved = load_config(state["config"] | {"preset": state.get("preset")})
-        diff = config_diff(saved, cfg, ignore=_RUN_INDEPENDENT_KEYS)
-        if diff:
-            changes = ", ".join(f"{k}: {a!r} -> {b!r}" for k, (a, b) in diff.items())
+        changes = config_changes(saved_config(load_checkpoint(checkpoint), checkpoint), cfg)
+        if changes:
             message = f"{str(checkpoint)!r} was trained with another config ({changes})"
             if on_changed == "error":
                 raise ValueError(f"{message}; use another output folder or on_changed='retrain'")
@@ -147,19 +144,10 @@ def evaluation_loaders(cfg: Config, batch_size: int = 256, test_samples: int | N
         raise ValueError(f"test_samples must be an int >= 1 or None; got {test_samples!r}")
     train_set, test_set = make_datasets(cfg.data.name, root=cfg.data.root, download=cfg.data.download,
                                         image_size=cfg.data.image_size)
-    train_set = _fixed_subset(train_set, cfg.eval.train_samples)
-    test_set = _fixed_subset(test_set, test_samples)
+    train_set = fixed_subset(train_set, cfg.eval.train_samples)
+    test_set = fixed_subset(test_set, test_samples)
     return (DataLoader(train_set, batch_size=batch_size, shuffle=False),
             DataLoader(test_set, batch_size=batch_size, shuffle=False))
-
-
-def _fixed_subset(dataset: Any, cap: int | None) -> Any:
-    if cap is None or cap >= len(dataset):
-        return dataset
-    pick = torch.randperm(len(dataset), generator=torch.Generator().manual_seed(0))
-    subset = Subset(dataset, pick[:cap].tolist())
-    subset.classes = dataset.classes  # plots and per-class tables need the class names
-    return subset
 
 
 class _MeanAndTokens(nn.Module):

@@ -31,7 +31,13 @@ from ..config import LossConfig
 from ..losses import JEPA_LOSS_KINDS, jepa_loss, nt_xent_loss, vicreg_loss
 from ..masks import MultiBlockMasks
 from ..monitor import embedding_stats
-from ..objectives import Objective, jepa_batch_size, jepa_forward
+from ..objectives import (
+    Objective,
+    jepa_batch_size,
+    jepa_inputs,
+    target_features,
+    two_view_embeddings,
+)
 
 EMBEDDING_KINDS = ("healthy", "dimension_collapsed", "fully_collapsed")
 
@@ -195,7 +201,7 @@ def loss_contributions(terms: Mapping[str, Tensor], loss_cfg: LossConfig) -> dic
 
 def objective_terms(loss_cfg: LossConfig, context_encoder: nn.Module, target_encoder: nn.Module,
                     predictor: nn.Module, images: Tensor, masks: MultiBlockMasks) -> dict[str, Tensor]:
-    """The loss terms of one training step (the same ``jepa_forward`` the trainer runs),
+    """The loss terms of one training step (the forward of ``jepa_core.train.train_step``),
     targets under ``torch.no_grad()``; the terms stay in the graph of the context encoder and
     predictor. Two-view methods expect ``images`` = cat(view a, view b)."""
     if not isinstance(loss_cfg, LossConfig):
@@ -213,8 +219,14 @@ def objective_terms(loss_cfg: LossConfig, context_encoder: nn.Module, target_enc
         raise ValueError(f"masks are for {masks.context.shape[0]} images but loss.method={loss_cfg.method!r} "
                          f"runs I-JEPA on {expected} of the {images.shape[0]} images (views_from="
                          f"{loss_cfg.views_from!r}): draw the masks for {expected}")
-    return jepa_forward(context_encoder, target_encoder, predictor, objective, images, masks,
-                        target_layer_norm=loss_cfg.target_layer_norm)
+    x = jepa_inputs(objective, images)  # the step of jepa_core.train.train_step, steps 1-4
+    with torch.no_grad():
+        targets = target_features(target_encoder, x, masks.targets, levels=objective.levels,
+                                  layer_norm=loss_cfg.target_layer_norm)
+    context = context_encoder(x, keep=masks.context)
+    preds = predictor(context, masks.context, masks.targets)
+    views = two_view_embeddings(objective, context_encoder, images, context)
+    return objective(preds.float(), targets.float(), views, x, masks.targets)
 
 
 def parameter_gradients(loss: Tensor, module: nn.Module) -> list[Tensor | None]:
