@@ -9,9 +9,9 @@ import pandas as pd
 import pytest
 import torch
 
+from jepa_core.build import build_run
 from jepa_core.config import load_config
 from jepa_core.distributed import DistContext
-from jepa_core.build import build_run
 
 WORKER = textwrap.dedent("""
     import os, sys, torch

@@ -11,6 +11,7 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
+from jepa_core.build import build_run
 from jepa_core.config import load_config
 from jepa_core.evaluate import knn_accuracy, linear_probe_accuracy
 from jepa_core.lessons.evaluation import (
@@ -22,15 +23,16 @@ from jepa_core.lessons.evaluation import (
     initial_encoder,
     per_class_accuracy,
     pixel_feature_sets,
+    same_weights,
+    train_or_resume,
+)
+from jepa_core.lessons.evaluation_figures import (
     plot_comparison,
     plot_knn_vs_k,
     plot_per_class,
     plot_projection,
     project_2d,
-    same_weights,
-    train_or_resume,
 )
-from jepa_core.build import build_run
 
 
 class PatchTokens(nn.Module):
