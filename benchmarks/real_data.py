@@ -23,6 +23,7 @@ import sys
 
 from torch.utils.data import DataLoader
 
+from jepa_core.build import run_datasets
 from jepa_core.config import load_config, parse_overrides
 from jepa_core.lessons.evaluation import (
     accuracy_table,
@@ -32,7 +33,6 @@ from jepa_core.lessons.evaluation import (
 )
 from jepa_core.paths import resolve, results_dir
 from jepa_core.results import write_metrics
-from jepa_core.build import run_datasets
 from jepa_core.train import train
 
 
