@@ -1,9 +1,31 @@
-"""jepa_core: the thin, tested library under the JEPA Workbook notebooks.
+"""jepa_core: the thin, tested library under the JEPA Workbook notebooks, in three layers.
 
-One file per idea: ``masks`` (multi-block masking), ``models`` (ViT encoder and predictor from
-timm parts), ``ema`` (the teacher), ``losses`` (I-JEPA, VICReg, NT-Xent), ``monitor``
-(collapse metrics), ``evaluate`` (k-NN, linear probe), ``data`` (datasets and views),
-``config`` (typed configs and presets), ``train`` (the training loop and its CLI).
+The library (this folder): what a JEPA is.
+    masks        multi-block masking (the official collator's semantics), ``apply_masks``
+    models       ViT encoder and predictor from timm parts
+    ema          momentum schedules and ``ema_update`` (the teacher)
+    losses       the I-JEPA loss, VICReg, NT-Xent
+    objectives   what each method predicts and how wrong it is
+    monitor      collapse metrics (RankMe, embedding spread)
+    evaluate     features, k-NN, linear probe
+    data         datasets, image folders, views, loaders
+    config       typed configs, presets, dotted overrides
+    build        a run built from its config: data, models, optimizer, seeded streams
+    train        the training step, the loop around it, the command line
+    optim        AdamW and its schedules
+    checkpoint   atomic checkpoints and a run's saved state
+    distributed  several processes under torchrun
+    device       cpu / cuda / auto
+    frontend     what a notebook shows with or without a front end (widgets, progress bars)
+    paths        the repository's folders; ``results``: the one results writer
+
+The lessons (``jepa_core.lessons``): what one notebook needs to show it, with its figures.
+    notebook (every notebook's set-up), masking + masking_figures (01), collapse (02),
+    loss_probes (03), training (04), evaluation + evaluation_figures (05), sweeps (06)
+
+The runner (``jepa_core.runner``): headless runs and sweeps.
+    execute (papermill, the project's kernel, per-cell timeouts), workbook (``make run``),
+    sweep (papermill sweeps)
 """
 
 __version__ = "0.1.0"

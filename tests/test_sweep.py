@@ -15,12 +15,12 @@ import pandas as pd
 import pytest
 
 from jepa_core.config import load_config, parse_overrides
+from jepa_core.lessons.sweeps import plot_sweep
 from jepa_core.paths import notebooks_dir
 from jepa_core.runner.sweep import (
     gather_sweep,
     parse_grid,
     plan_sweep,
-    plot_sweep,
     run_sweep,
     shell_command,
 )
