@@ -182,6 +182,10 @@ def check_teacher(run: Run) -> None:
     shared = target_ids & {id(p) for p in run.context_encoder.parameters()}
     if shared:
         raise RuntimeError("the target encoder shares parameters with the context encoder: it must be a copy")
+    shapes = [[(n, p.shape) for n, p in m.named_parameters()] for m in (run.target_encoder, run.context_encoder)]
+    if shapes[0] != shapes[1]:
+        raise RuntimeError("the target encoder must be a copy of the context encoder (the same parameter "
+                           "names and shapes): ema_update pairs them in order")
     if ema.target_in_optimizer:
         if len(in_opt) != len(target_ids):
             raise RuntimeError("ema.target_in_optimizer=True but the target encoder is not in the optimizer")

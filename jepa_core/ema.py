@@ -88,61 +88,21 @@ def momentum_schedule(
     return momentum
 
 
-def _matched_pairs(kind: str, target_items: list, online_items: list) -> None:
-    """Raise ValueError at the first name or shape that differs between target and online."""
-    for (t_name, t_tensor), (o_name, o_tensor) in zip(target_items, online_items, strict=False):
-        if t_name != o_name:
-            raise ValueError(
-                f"target and online {kind} differ: target has {t_name!r} where online has {o_name!r}"
-            )
-        if t_tensor.shape != o_tensor.shape:
-            raise ValueError(
-                f"target and online {kind} {t_name!r} differ in shape: "
-                f"{tuple(t_tensor.shape)} vs {tuple(o_tensor.shape)}"
-            )
-    if len(target_items) != len(online_items):
-        longer, side = (
-            (target_items, "target")
-            if len(target_items) > len(online_items)
-            else (online_items, "online")
-        )
-        first_extra = longer[min(len(target_items), len(online_items))][0]
-        raise ValueError(
-            f"target and online {kind} differ in number ({len(target_items)} vs {len(online_items)}): "
-            f"only {side} has {first_extra!r}"
-        )
-
-
+@torch.no_grad()
 def ema_update(target: nn.Module, online: nn.Module, momentum: float) -> None:
     """In place, without autograd: ``theta_t <- m * theta_t + (1 - m) * theta_o`` for every
     parameter (I-JEPA, Assran et al. 2023; BYOL, Grill et al. 2020), and buffers copied from
     the online module (running statistics follow the student, as parameters would at m = 0).
 
-    The modules must have the same parameter and buffer names and shapes (ValueError names the
-    first mismatch). ``requires_grad`` of the target is left as it is. Passing the same module
-    as target and online is a no-op (the formula maps theta to itself).
+    ``target`` is a copy of ``online`` (same parameters, same order; ``jepa_core.build`` checks
+    it once when it builds a run). Passing the same module as target and online is a no-op.
+    Same arithmetic as the official code: ``param_k.mul_(m).add_((1 - m) * param_q)``.
     """
-    if not isinstance(target, nn.Module) or not isinstance(online, nn.Module):
-        raise TypeError(
-            f"target and online must be torch.nn.Module, got {type(target).__name__} and {type(online).__name__}"
-        )
-    m = _check_unit_interval("momentum", momentum)
-    if target is online:
-        # Updating in place while reading the same tensors would compute m*t + (1-m)*m*t.
+    assert 0.0 <= momentum <= 1.0, f"momentum must be in [0, 1], got {momentum}"
+    if target is online:  # in place, m*t + (1-m)*t would read half-updated tensors
         return
-    target_params = list(target.named_parameters())
-    online_params = list(online.named_parameters())
-    _matched_pairs("parameters", target_params, online_params)
-    target_buffers = list(target.named_buffers())
-    online_buffers = list(online.named_buffers())
-    _matched_pairs("buffers", target_buffers, online_buffers)
-
-    with torch.no_grad():
-        t_tensors = [p for _, p in target_params]
-        o_tensors = [p.detach() for _, p in online_params]
-        if t_tensors:
-            # Same arithmetic as the official code: param_k.mul_(m).add_((1 - m) * param_q).
-            torch._foreach_mul_(t_tensors, m)
-            torch._foreach_add_(t_tensors, o_tensors, alpha=1.0 - m)
-        for (_, t_buf), (_, o_buf) in zip(target_buffers, online_buffers, strict=True):
-            t_buf.copy_(o_buf)
+    teacher = list(target.parameters())
+    torch._foreach_mul_(teacher, momentum)
+    torch._foreach_add_(teacher, [p.detach() for p in online.parameters()], alpha=1.0 - momentum)
+    for t_buf, o_buf in zip(target.buffers(), online.buffers(), strict=True):
+        t_buf.copy_(o_buf)

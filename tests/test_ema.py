@@ -161,31 +161,14 @@ def test_same_module_as_target_and_online_is_left_unchanged():
 
 
 @pytest.mark.parametrize("momentum", [-0.01, 1.01, float("nan")])
-def test_momentum_outside_unit_interval_raises_value_error(momentum):
+def test_momentum_outside_unit_interval_is_refused(momentum):
     target, online = _pair_of_modules()
-    with pytest.raises(ValueError, match="momentum"):
+    with pytest.raises(AssertionError, match="momentum"):
         ema_update(target, online, momentum)
 
 
-def test_mismatched_parameter_shapes_raise_value_error_naming_the_parameter():
-    with pytest.raises(ValueError, match=r"'0\.weight'.*\(3, 4\).*\(5, 4\)"):
+def test_a_target_that_is_not_a_copy_of_the_online_module_fails():
+    # The pairing is checked once, where a run is built (build.check_teacher); the update
+    # itself still refuses to mix tensors of different shapes.
+    with pytest.raises(RuntimeError):
         ema_update(nn.Sequential(nn.Linear(4, 3)), nn.Sequential(nn.Linear(4, 5)), 0.9)
-
-
-def test_mismatched_parameter_names_raise_value_error_naming_them():
-    target = nn.Sequential(nn.Linear(4, 3))
-    online = nn.Sequential(nn.Identity(), nn.Linear(4, 3))
-    with pytest.raises(ValueError, match=r"'0\.weight'.*'1\.weight'"):
-        ema_update(target, online, 0.9)
-
-
-def test_extra_parameters_raise_value_error_naming_the_first_extra():
-    target = nn.Sequential(nn.Linear(4, 3))
-    online = nn.Sequential(nn.Linear(4, 3), nn.Linear(3, 3))
-    with pytest.raises(ValueError, match=r"'1\.weight'"):
-        ema_update(target, online, 0.9)
-
-
-def test_non_module_raises_type_error():
-    with pytest.raises(TypeError, match="target"):
-        ema_update([torch.zeros(2)], nn.Linear(2, 2), 0.5)
