@@ -10,6 +10,8 @@ The library (this folder): what a JEPA is.
     evaluate     features, k-NN, linear probe
     data         datasets, image folders, views, loaders
     config       typed configs, presets, dotted overrides
+    presets      the named presets and each method's loss terms
+    config_checks  a config's values checked: types, ranges, method terms
     build        a run built from its config: data, models, optimizer, seeded streams
     train        the training step, the loop around it, the command line
     optim        AdamW and its schedules

@@ -11,14 +11,16 @@ mirror the arguments of the functions they feed (``masks.target_scale`` feeds
 Nothing is silently ignored: an unknown key raises ValueError naming the closest valid key, a
 value of the wrong type or out of range names the key and what is accepted, and a coefficient of
 a loss term the chosen method does not use (a VICReg weight under pure I-JEPA, say) is an error.
+
+The presets and each method's terms live in ``jepa_core.presets``; the checks of values (types,
+ranges, method terms) in ``jepa_core.config_checks``; ``PRESETS``, ``METHOD_TERMS``,
+``coerce_value`` and ``parse_value`` are importable from here too.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import difflib
-import math
-import types
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -26,12 +28,39 @@ from typing import Any, Literal
 
 import yaml
 
+from .config_checks import apply_method_terms, check_ranges, coerce_value, parse_value
+from .presets import METHOD_TERMS, PRESETS
+
+__all__ = [
+    "METHODS",
+    "METHOD_TERMS",
+    "PRESETS",
+    "Config",
+    "DataConfig",
+    "EmaConfig",
+    "EvalConfig",
+    "LossConfig",
+    "MasksConfig",
+    "ModelConfig",
+    "MonitorConfig",
+    "OptimConfig",
+    "TrainConfig",
+    "build_config",
+    "coerce_value",
+    "config_diff",
+    "default_config",
+    "load_config",
+    "parse_overrides",
+    "parse_value",
+    "valid_keys",
+]
+
 METHODS = ("ijepa", "cjepa", "ijepa_ntxent", "hjepa")
 
 
 @dataclass
 class DataConfig:
-    name: str = "mnist5k"  # see jepa_core.data.DATASETS
+    name: str = "mnist5k"  # one of jepa_core.data.DATASET_NAMES (checked by make_datasets)
     root: str | None = None  # None: data/<name> (imagefolder: required)
     download: bool = False  # torchvision sets only; never needed for mnist5k / digits
     image_size: int | None = None  # None: the dataset's native size
@@ -148,41 +177,6 @@ class Config:
         return _flatten(self.to_dict())
 
 
-# What each method adds to I-JEPA, with the defaults of its terms.
-# cjepa's vicreg_weight: the sweep of notebooks/06_sweeps.ipynb over w = 0, 0.01, 0.1, 1 (one
-# epoch of mnist5k, 20-NN of the context encoder, seeds 0 and 1; README "Results") gave
-# 0.340 / 0.431 / 0.431 / 0.427 (mean of the two seeds; initialisation 0.397): without VICReg
-# the student narrows (RankMe 1.5-1.7), any weight from 0.01 to 1 keeps it spread (RankMe
-# ~7.2-7.6) and scores the same within the noise. 0.1 sits in the middle of that plateau.
-METHOD_TERMS: dict[str, dict[str, Any]] = {
-    "ijepa": {},
-    # vicreg_coeffs = (sim, std, cov). VICReg's own are (25, 25, 1); measured here on mnist5k
-    # (cpu model, weight 0.1, first epoch, context encoder, 20-NN): with the invariance term the
-    # mean-pooled k-NN fell from 40% to 33%, with variance + covariance alone it rose to 45%
-    # (RankMe 2.9 -> 7.6), as the issue's own trial found. So the CPU preset starts with the
-    # invariance off; set loss.vicreg_coeffs=[25,25,1] for the paper's full VICReg.
-    "cjepa": {"vicreg_weight": 0.1, "vicreg_coeffs": (0.0, 25.0, 1.0), "views_from": "full_view"},
-    "ijepa_ntxent": {"ntxent_weight": 0.1, "ntxent_temperature": 0.1, "views_from": "full_view"},
-    "hjepa": {"level_weights": (1.0, 0.5, 0.25)},
-}
-_METHOD_SPECIFIC = sorted({k for terms in METHOD_TERMS.values() for k in terms})
-
-PRESETS: dict[str, dict[str, Any]] = {
-    # Pure I-JEPA as seed 003's compliance list: linear EMA 0.996 -> 1.0, MSE, no embedding
-    # normalisation, 4 targets at 0.15-0.2 / aspect 0.75-1.5, one context block at 0.85-1.0.
-    # Targets are layer-normed as in the official code (loss.target_layer_norm).
-    "ijepa": {"loss.method": "ijepa"},
-    # C-JEPA (Mo & Tong, NeurIPS 2024): I-JEPA + VICReg on the mean-pooled context-encoder
-    # embeddings of two augmented views.
-    "cjepa": {"loss.method": "cjepa"},
-    # The seed report's hybrid, done right: NT-Xent on the *online* (context-encoder) pooled
-    # embeddings of two views -- never on stop-gradient target features.
-    "ijepa_ntxent": {"loss.method": "ijepa_ntxent"},
-    # Multi-level targets: the last L depths of the target encoder, weighted.
-    "hjepa": {"loss.method": "hjepa"},
-}
-
-
 def default_config() -> Config:
     return Config()
 
@@ -248,8 +242,8 @@ def build_config(flat: dict[str, Any], preset: str | None = None) -> Config:
         sub = getattr(cfg, section)
         hint = _field_types(type(sub))[name]
         setattr(sub, name, coerce_value(key, raw, hint))
-    _check_ranges(cfg, explicitly_set=set(flat))
-    _apply_method_terms(cfg, explicitly_set=set(flat))
+    check_ranges(cfg, explicitly_set=set(flat))
+    apply_method_terms(cfg, explicitly_set=set(flat))
     return cfg
 
 
@@ -267,13 +261,6 @@ def parse_overrides(pairs: list[str] | None) -> dict[str, Any]:
         out[key.strip()] = parse_value(text)
     return out
 
-
-def parse_value(text: str) -> Any:
-    """A command-line value: YAML scalars/lists (``3``, ``0.1``, ``true``, ``[0.1, 0.2]``, ``null``)."""
-    try:
-        return yaml.safe_load(text)
-    except yaml.YAMLError:
-        return text
 
 
 def config_diff(a: Config, b: Config, ignore: tuple[str, ...] = ()) -> dict[str, tuple[Any, Any]]:
@@ -326,168 +313,3 @@ def _unknown_key_message(key: str, valid: list[str]) -> str:
 def _field_types(cls: type) -> dict[str, Any]:
     return typing.get_type_hints(cls)
 
-
-def coerce_value(key: str, value: Any, hint: Any) -> Any:
-    """Check ``value`` against the field's type hint, converting only lossless forms
-    (int -> float, list -> tuple, numeric strings from the command line)."""
-    origin = typing.get_origin(hint)
-    args = typing.get_args(hint)
-    if origin in (typing.Union, types.UnionType):
-        if value is None and type(None) in args:
-            return None
-        inner = [a for a in args if a is not type(None)]
-        errors = []
-        for a in inner:
-            try:
-                return coerce_value(key, value, a)
-            except (TypeError, ValueError) as e:
-                errors.append(str(e))
-        raise ValueError(errors[0] if len(errors) == 1 else f"{key}: {value!r} matches none of {hint}")
-    if origin is Literal:
-        if value not in args:
-            raise ValueError(f"{key} must be one of {', '.join(map(repr, args))}; got {value!r}")
-        return value
-    if origin is tuple:
-        if isinstance(value, str):
-            value = parse_value(value)
-        if not isinstance(value, (list, tuple)):
-            raise ValueError(f"{key} must be a list like {_example(args)}; got {value!r}")
-        if len(args) == 2 and args[1] is Ellipsis:
-            if len(value) == 0:
-                raise ValueError(f"{key} must not be empty")
-            return tuple(coerce_value(key, v, args[0]) for v in value)
-        if len(value) != len(args):
-            raise ValueError(f"{key} must have {len(args)} values like {_example(args)}; got {value!r}")
-        return tuple(coerce_value(key, v, a) for v, a in zip(value, args, strict=True))
-    if hint is bool:
-        if isinstance(value, bool):
-            return value
-        if isinstance(value, str) and value.lower() in ("true", "false"):
-            return value.lower() == "true"
-        raise ValueError(f"{key} must be true or false; got {value!r}")
-    if hint is int:
-        if isinstance(value, bool):
-            raise ValueError(f"{key} must be an integer; got {value!r}")
-        if isinstance(value, int):
-            return value
-        if isinstance(value, float) and value.is_integer():
-            return int(value)
-        if isinstance(value, str):
-            try:
-                return int(value)
-            except ValueError:
-                pass
-        raise ValueError(f"{key} must be an integer; got {value!r}")
-    if hint is float:
-        if isinstance(value, bool):
-            raise ValueError(f"{key} must be a number; got {value!r}")
-        if isinstance(value, (int, float)):
-            return float(value)
-        if isinstance(value, str):
-            try:
-                return float(value)  # YAML reads '1e-3' as a string
-            except ValueError:
-                pass
-        raise ValueError(f"{key} must be a number; got {value!r}")
-    if hint is str:
-        if isinstance(value, str):
-            return value
-        if isinstance(value, Path):
-            return str(value)
-        raise ValueError(f"{key} must be a string; got {value!r}")
-    raise TypeError(f"{key}: unsupported type {hint}")
-
-
-def _example(args: tuple) -> str:
-    if len(args) == 2 and args[1] is Ellipsis:
-        return "[1.0, 0.5]"
-    return "[" + ", ".join("0.1" if a is float else "1" for a in args) + "]"
-
-
-def _check_ranges(cfg: Config, explicitly_set: set[str]) -> None:
-    def need(ok: bool, key: str, value: Any, accepted: str) -> None:
-        if not ok:
-            raise ValueError(f"{key} must be {accepted}; got {value!r}")
-
-    def unit_range(key: str, pair: tuple[float, float]) -> None:
-        lo, hi = pair
-        need(0 < lo <= 1 and 0 < hi <= 1 and lo <= hi, key, list(pair), "a range [low, high] with 0 < low <= high <= 1")
-
-    m, o, t, e, ev, mo, d = cfg.masks, cfg.optim, cfg.train, cfg.ema, cfg.eval, cfg.monitor, cfg.data
-    unit_range("masks.target_scale", m.target_scale)
-    unit_range("masks.context_scale", m.context_scale)
-    lo, hi = m.target_aspect
-    need(0 < lo <= hi, "masks.target_aspect", list(m.target_aspect), "a range [low, high] with 0 < low <= high")
-    need(m.n_targets >= 1, "masks.n_targets", m.n_targets, ">= 1")
-    need(m.min_keep >= 1, "masks.min_keep", m.min_keep, ">= 1")
-    need(cfg.model.patch_size >= 1, "model.patch_size", cfg.model.patch_size, ">= 1")
-    need(0 <= cfg.model.drop_path_rate < 1, "model.drop_path_rate", cfg.model.drop_path_rate, "in [0, 1)")
-    for key in ("start", "end"):
-        v = getattr(e, key)
-        need(0.0 <= v <= 1.0, f"ema.{key}", v, "in [0, 1]")
-    if e.kind == "constant" and "ema.end" in explicitly_set:
-        need(e.end == e.start, "ema.end", e.end,
-             f"left unset or equal to ema.start ({e.start}): a constant schedule has no end")
-    for key in ("lr", "start_lr", "final_lr"):
-        v = getattr(o, key)
-        need(v >= 0 and math.isfinite(v), f"optim.{key}", v, ">= 0")
-    need(o.lr > 0, "optim.lr", o.lr, "> 0")
-    need(o.warmup_epochs >= 0, "optim.warmup_epochs", o.warmup_epochs, ">= 0")
-    need(o.weight_decay >= 0, "optim.weight_decay", o.weight_decay, ">= 0")
-    need(o.final_weight_decay >= 0, "optim.final_weight_decay", o.final_weight_decay, ">= 0")
-    need(o.clip_grad is None or o.clip_grad > 0, "optim.clip_grad", o.clip_grad, "> 0 or null")
-    need(t.epochs >= 1, "train.epochs", t.epochs, ">= 1")
-    need(t.batch_size >= 2, "train.batch_size", t.batch_size, ">= 2")
-    need(t.accumulate >= 1, "train.accumulate", t.accumulate, ">= 1")
-    need(t.batch_size % t.accumulate == 0 and t.batch_size // t.accumulate >= 2, "train.accumulate",
-         t.accumulate, f"a divisor of train.batch_size ({t.batch_size}) leaving micro-batches of >= 2")
-    need(t.log_every >= 0, "train.log_every", t.log_every, ">= 0")
-    need(t.seed >= 0, "train.seed", t.seed, ">= 0")
-    dev = t.device
-    need(dev in ("auto", "cpu", "cuda", "mps") or dev.startswith("cuda:"), "train.device", dev,
-         "one of auto, cpu, cuda, cuda:N, mps")
-    need(ev.every >= 0, "eval.every", ev.every, ">= 0")
-    need(ev.k >= 1, "eval.k", ev.k, ">= 1")
-    need(ev.temperature > 0, "eval.temperature", ev.temperature, "> 0")
-    need(ev.train_samples is None or ev.train_samples >= ev.k, "eval.train_samples", ev.train_samples,
-         f">= eval.k ({ev.k}) or null")
-    need(mo.samples >= 2, "monitor.samples", mo.samples, ">= 2")
-    need(mo.alarm_std_mean >= 0, "monitor.alarm_std_mean", mo.alarm_std_mean, ">= 0")
-    need(mo.alarm_rankme >= 0, "monitor.alarm_rankme", mo.alarm_rankme, ">= 0")
-    need(d.image_size is None or d.image_size >= 1, "data.image_size", d.image_size, ">= 1 or null")
-    need(d.train_samples is None or d.train_samples >= 2, "data.train_samples", d.train_samples, ">= 2 or null")
-    need(d.num_workers >= 0, "data.num_workers", d.num_workers, ">= 0")
-    if d.crop_scale is not None:
-        unit_range("data.crop_scale", d.crop_scale)
-    lw = cfg.loss.pixel_weight
-    need(lw >= 0, "loss.pixel_weight", lw, ">= 0")
-
-
-def _apply_method_terms(cfg: Config, explicitly_set: set[str]) -> None:
-    """Fill the chosen method's term defaults; refuse terms the method does not use."""
-    loss = cfg.loss
-    uses = METHOD_TERMS[loss.method]
-    unused = [name for name in _METHOD_SPECIFIC if name not in uses and getattr(loss, name) is not None]
-    if unused:
-        parts = []
-        for name in unused:
-            users = ", ".join(m for m, terms in METHOD_TERMS.items() if name in terms)
-            parts.append(f"loss.{name}={getattr(loss, name)!r} (used by {users})")
-        raise ValueError(f"loss.method={loss.method!r} does not use {'; '.join(parts)}: "
-                         "remove these keys or choose the method that uses them")
-    for name in uses:
-        if getattr(loss, name) is None:
-            setattr(loss, name, uses[name])
-    if loss.method == "cjepa":
-        if loss.vicreg_weight < 0:
-            raise ValueError(f"loss.vicreg_weight must be >= 0; got {loss.vicreg_weight}")
-        if any(c < 0 for c in loss.vicreg_coeffs):
-            raise ValueError(f"loss.vicreg_coeffs must be >= 0; got {list(loss.vicreg_coeffs)}")
-    if loss.method == "ijepa_ntxent":
-        if loss.ntxent_weight < 0:
-            raise ValueError(f"loss.ntxent_weight must be >= 0; got {loss.ntxent_weight}")
-        if loss.ntxent_temperature <= 0:
-            raise ValueError(f"loss.ntxent_temperature must be > 0; got {loss.ntxent_temperature}")
-    if loss.method == "hjepa":
-        if any(w < 0 for w in loss.level_weights) or sum(loss.level_weights) <= 0:
-            raise ValueError(f"loss.level_weights must be >= 0 with a positive sum; got {list(loss.level_weights)}")
