@@ -3,7 +3,7 @@
     targets = LN(target_encoder(x))[target blocks]                     (official I-JEPA)
     I-JEPA        loss = D(pred, targets)                               D = jepa_loss(kind)
     C-JEPA        loss = D + w_vic * VICReg(z_a, z_b)                   (Mo & Tong, NeurIPS 2024)
-    I-JEPA+NTXent loss = D + w_nt  * NTXent(z_a, z_b)                   (the seed report's hybrid)
+    I-JEPA+NTXent loss = D + w_nt  * NTXent(z_a, z_b)                   (a proposed hybrid, tested)
     H-JEPA        loss = sum_l w_l * D(pred_l, LN(h_l)[target blocks])  (last L depths)
     any method    loss += w_pix * mse(pixel_head(pred), norm_pix(x)[target blocks])
 

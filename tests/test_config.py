@@ -16,9 +16,10 @@ def test_every_preset_loads_and_names_its_method():
         assert cfg.preset == name
 
 
-def test_ijepa_preset_follows_the_compliance_list():
-    """Seed 003's list: linear EMA 0.996 -> 1.0, MSE, no embedding normalisation, 4 targets
-    at 0.15-0.2 with aspect 0.75-1.5, one context block at 0.85-1.0, no VICReg."""
+def test_ijepa_preset_is_ijepa_as_published():
+    """I-JEPA as published (Assran et al. 2023; official code facebookresearch/ijepa): linear
+    EMA 0.996 -> 1.0, MSE (the paper's L2), no embedding normalisation, 4 targets at 0.15-0.2
+    with aspect 0.75-1.5, one context block at 0.85-1.0, no VICReg."""
     cfg = load_config("ijepa")
     assert (cfg.ema.kind, cfg.ema.start, cfg.ema.end) == ("linear", 0.996, 1.0)
     assert cfg.loss.kind == "mse"

@@ -37,6 +37,24 @@ def test_torch_requirements_carry_no_index_urls_and_the_agreed_floors():
 def test_layout():
     root = repo_root()
     for path in ("notebooks", "jepa_core", "data/README.md", "results/README.md", "tests", "environment.yml",
-                 "pyproject.toml", "README.md", "Makefile", ".ci/run"):
+                 "pyproject.toml", "README.md", "Makefile", ".ci/run", "docs/references.md"):
         assert (root / path).exists(), path
     assert "make test" in (root / ".ci/run").read_text()
+
+
+# Documents a learner does not have: the product cites papers and public code instead, through
+# docs/references.md.
+UNSHIPPED_DOCUMENTS = re.compile(r"(?i:seed 00\d|seed report|seed project)|REFERENCES\.md|REFERENCES:")
+
+
+def test_the_product_points_only_at_documents_it_ships():
+    root = repo_root()
+    files = [root / "README.md", *(root / "jepa_core").rglob("*.py"), *(root / "notebooks").glob("*.ipynb")]
+    found = [f"{path.relative_to(root)}:{number}: {line.strip()}"
+             for path in files
+             for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1)
+             if UNSHIPPED_DOCUMENTS.search(line)]
+    assert not found, "pointers to documents the project does not ship:\n" + "\n".join(found)
+    for path in [root / "README.md", *(root / "notebooks").glob("*.ipynb")]:
+        links = re.findall(r"\]\(((?:\.\./)?docs/[^)#]+)", path.read_text(encoding="utf-8"))
+        assert all((path.parent / link).exists() for link in links), (path.name, links)

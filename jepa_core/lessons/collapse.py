@@ -1,14 +1,16 @@
-"""The collapse lab: train a healthy I-JEPA beside the failure modes of seed 004, same seed,
-same data, same budget, and compare their collapse metrics.
+"""The collapse lab: train a healthy I-JEPA beside the ways of breaking its student / teacher
+asymmetry, same seed, same data, same budget, and compare their collapse metrics.
 
     runs = collapse_lab(COLLAPSE_VARIANTS, common={"train.epochs": 3})
     summary = lab_summary(runs)
     plot_collapse_curves(runs, metrics=["std_mean", "rankme", "knn_acc"])
 
-Failure modes (seed 004, section 1.1): no stop-gradient with a gradient-trained target; a
-teacher equal to the student (EMA momentum 0); a frozen teacher (momentum 1, as SALT's
-second stage, Li et al. 2025); and VICReg (Bardes et al. 2022) added to the broken
-configuration, as C-JEPA does against collapse (Mo & Tong 2024).
+The variants, each a claim the lab tests (notebook 02, sections 2-3; sources in
+docs/references.md): no stop-gradient with a gradient-trained target (claimed to collapse:
+the asymmetry argument of I-JEPA and BYOL); a teacher equal to the student (EMA momentum 0,
+claimed to collapse); a frozen teacher (momentum 1, as SALT's second stage, Li et al. 2025;
+claimed not to); and VICReg (Bardes et al. 2022) added to the broken configuration, as C-JEPA
+adds it against collapse (Mo & Tong 2024; claimed to rescue it).
 """
 
 from __future__ import annotations
