@@ -25,6 +25,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .checks import int_at_least
+
 POOL_KINDS = ("mean", "flatten")
 
 
@@ -152,13 +154,6 @@ def _check_labels(name: str, y: torch.Tensor, rows: int, rows_name: str) -> torc
     return y
 
 
-def _check_int(name: str, value: object, low: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
-        raise TypeError(f"{name} must be an int >= {low}, got {value!r} ({type(value).__name__})")
-    if value < low:
-        raise ValueError(f"{name} must be an int >= {low}, got {value!r}")
-    return int(value)
-
 
 def knn_predict(
     train_x: torch.Tensor | np.ndarray,
@@ -192,7 +187,7 @@ def knn_predict(
         raise ValueError(
             f"test_x and train_x must have the same feature size, got {test_x.shape[1]} and {train_x.shape[1]}"
         )
-    k = _check_int("k", k, 1)
+    k = int_at_least("k", k, 1)
     if k > train_x.shape[0]:
         raise ValueError(
             f"k must be at most the number of training rows ({train_x.shape[0]}), got k={k}"
@@ -201,7 +196,7 @@ def knn_predict(
         raise TypeError(f"temperature must be a real number > 0, got {temperature!r}")
     if not (math.isfinite(float(temperature)) and float(temperature) > 0):
         raise ValueError(f"temperature must be finite and > 0, got {temperature!r}")
-    chunk_size = _check_int("chunk_size", chunk_size, 1)
+    chunk_size = int_at_least("chunk_size", chunk_size, 1)
     if not isinstance(center, bool):
         raise TypeError(f"center must be a bool, got {center!r} ({type(center).__name__})")
 
@@ -295,8 +290,8 @@ def linear_probe_accuracy(
         )
     if arrays["test_x"].shape[0] == 0:
         raise ValueError("test_x must have at least one row to measure an accuracy, got 0")
-    max_iter = _check_int("max_iter", max_iter, 1)
-    seed = _check_int("seed", seed, 0)
+    max_iter = int_at_least("max_iter", max_iter, 1)
+    seed = int_at_least("seed", seed, 0)
     if (
         isinstance(C, bool)
         or not isinstance(C, Real)

@@ -50,6 +50,8 @@ from typing import Any
 import torch
 from torch.utils.data import default_collate
 
+from .checks import int_at_least
+
 CONTEXT_TRIES = 20  # official timeout before it relaxes a constraint
 MAX_ROUNDS = 50  # target re-draws before the sizes are declared impossible
 
@@ -121,21 +123,13 @@ def indices_cut_to_shortest(maps: torch.Tensor) -> torch.Tensor:
 # ---------------------------------------------------------------- argument checking
 
 
-def _as_int(name: str, value: Any, minimum: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, Integral):
-        raise TypeError(f"{name} must be an int >= {minimum}, got {value!r} "
-                        f"({type(value).__name__})")
-    if value < minimum:
-        raise ValueError(f"{name} must be an int >= {minimum}, got {value}")
-    return int(value)
-
 
 def _as_grid(grid: Any) -> Grid:
     if isinstance(grid, Integral) and not isinstance(grid, bool):
         grid = (grid, grid)
     if not isinstance(grid, Sequence) or len(grid) != 2:
         raise TypeError(f"grid must be an int or a pair (H, W) of ints >= 1, got {grid!r}")
-    return _as_int("grid height", grid[0], 1), _as_int("grid width", grid[1], 1)
+    return int_at_least("grid height", grid[0], 1), int_at_least("grid width", grid[1], 1)
 
 
 def _as_range(name: str, value: Any, *, scale: bool) -> tuple[float, float]:
@@ -170,12 +164,12 @@ def _check_multiblock_args(grid: Any, batch_size: Any, n_targets: Any, target_sc
     height, width = _as_grid(grid)
     args = {
         "grid": (height, width),
-        "batch_size": _as_int("batch_size", batch_size, 1),
-        "n_targets": _as_int("n_targets", n_targets, 1),
+        "batch_size": int_at_least("batch_size", batch_size, 1),
+        "n_targets": int_at_least("n_targets", n_targets, 1),
         "target_scale": _as_range("target_scale", target_scale, scale=True),
         "target_aspect": _as_range("target_aspect", target_aspect, scale=False),
         "context_scale": _as_range("context_scale", context_scale, scale=True),
-        "min_keep": _as_int("min_keep", min_keep, 1),
+        "min_keep": int_at_least("min_keep", min_keep, 1),
     }
     if not isinstance(allow_overlap, bool):
         raise TypeError(f"allow_overlap must be a bool, got {allow_overlap!r}")
@@ -347,7 +341,7 @@ class MultiBlockMaskCollator:
         if unknown:
             raise TypeError(f"MultiBlockMaskCollator got unknown mask arguments {unknown}; "
                             f"accepted: {list(_COLLATOR_KWARGS)} (the generator is its own)")
-        self.seed = _as_int("seed", seed, 0)
+        self.seed = int_at_least("seed", seed, 0)
         self.mask_kwargs = dict(mask_kwargs)
         defaults = {"n_targets": 4, "target_scale": (0.15, 0.2), "target_aspect": (0.75, 1.5),
                     "context_scale": (0.85, 1.0), "min_keep": 4, "allow_overlap": False}

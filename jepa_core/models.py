@@ -32,6 +32,7 @@ from timm.layers import PatchEmbed, build_sincos2d_pos_embed
 from timm.models.vision_transformer import Block
 from torch import nn
 
+from .checks import int_at_least
 from .masks import apply_masks
 
 INIT_STD = 0.02
@@ -57,24 +58,13 @@ MODEL_PRESETS: dict[str, dict[str, int]] = {
 }
 
 
-def _check_positive_int(name: str, value: object, minimum: int = 1) -> int:
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise TypeError(
-            f"{name} must be an int >= {minimum}, got {value!r} ({type(value).__name__})"
-        )
-    if value < minimum:
-        raise ValueError(f"{name} must be an int >= {minimum}, got {value}")
-    return value
-
 
 def _as_hw(name: str, value: object) -> tuple[int, int]:
     """An int (square) or a pair of ints -> (H, W)."""
     if isinstance(value, int) and not isinstance(value, bool):
-        return _check_positive_int(name, value), value
+        return int_at_least(name, value, 1), value
     if isinstance(value, (tuple, list)) and len(value) == 2:
-        return _check_positive_int(f"{name}[0]", value[0]), _check_positive_int(
-            f"{name}[1]", value[1]
-        )
+        return int_at_least(f"{name}[0]", value[0], 1), int_at_least(f"{name}[1]", value[1], 1)
     raise TypeError(f"{name} must be an int or a pair (H, W) of ints, got {value!r}")
 
 
@@ -154,11 +144,11 @@ class Encoder(nn.Module):
     ) -> None:
         super().__init__()
         self.img_size = _as_hw("img_size", img_size)
-        self.patch_size = _check_positive_int("patch_size", patch_size)
-        self.in_chans = _check_positive_int("in_chans", in_chans)
-        self.embed_dim = _check_positive_int("embed_dim", embed_dim)
-        self.depth = _check_positive_int("depth", depth, minimum=0)
-        _check_positive_int("num_heads", num_heads)
+        self.patch_size = int_at_least("patch_size", patch_size, 1)
+        self.in_chans = int_at_least("in_chans", in_chans, 1)
+        self.embed_dim = int_at_least("embed_dim", embed_dim, 1)
+        self.depth = int_at_least("depth", depth, 0)
+        int_at_least("num_heads", num_heads, 1)
         if any(s % patch_size for s in self.img_size):
             raise ValueError(
                 f"img_size {self.img_size} must be divisible by patch_size {patch_size}"
@@ -196,7 +186,7 @@ class Encoder(nn.Module):
         ``forward(images)``; intermediate levels are raw block outputs (residual stream) and the
         caller layer-norms them when using them as targets.
         """
-        _check_positive_int("n_levels", n_levels)
+        int_at_least("n_levels", n_levels, 1)
         if n_levels > self.depth:
             raise ValueError(f"n_levels must be in [1, depth={self.depth}], got {n_levels}")
         x = self.embed_patches(images)
@@ -235,11 +225,11 @@ class Predictor(nn.Module):
             )
         self.grid = _as_hw("num_patches_grid", tuple(num_patches_grid))
         self.num_patches = self.grid[0] * self.grid[1]
-        self.embed_dim = _check_positive_int("embed_dim", embed_dim)
-        self.predictor_dim = _check_positive_int("predictor_dim", predictor_dim)
-        self.depth = _check_positive_int("depth", depth, minimum=0)
-        self.out_levels = _check_positive_int("out_levels", out_levels)
-        _check_positive_int("num_heads", num_heads)
+        self.embed_dim = int_at_least("embed_dim", embed_dim, 1)
+        self.predictor_dim = int_at_least("predictor_dim", predictor_dim, 1)
+        self.depth = int_at_least("depth", depth, 0)
+        self.out_levels = int_at_least("out_levels", out_levels, 1)
+        int_at_least("num_heads", num_heads, 1)
         _check_width("predictor_dim", predictor_dim, num_heads)
 
         self.embed = nn.Linear(embed_dim, predictor_dim)
@@ -279,9 +269,9 @@ class PixelHead(nn.Module):
 
     def __init__(self, embed_dim: int, patch_size: int, in_chans: int) -> None:
         super().__init__()
-        _check_positive_int("embed_dim", embed_dim)
-        self.patch_size = _check_positive_int("patch_size", patch_size)
-        self.in_chans = _check_positive_int("in_chans", in_chans)
+        int_at_least("embed_dim", embed_dim, 1)
+        self.patch_size = int_at_least("patch_size", patch_size, 1)
+        self.in_chans = int_at_least("in_chans", in_chans, 1)
         self.proj = nn.Linear(embed_dim, patch_size * patch_size * in_chans)
         nn.init.trunc_normal_(self.proj.weight, std=INIT_STD)
         nn.init.zeros_(self.proj.bias)
@@ -292,7 +282,7 @@ class PixelHead(nn.Module):
 
 def patchify(images: torch.Tensor, patch_size: int) -> torch.Tensor:
     """[B, C, H, W] -> [B, N, p*p*C]; patches row-major (row * W + col), pixels (py, px, c) (MAE)."""
-    _check_positive_int("patch_size", patch_size)
+    int_at_least("patch_size", patch_size, 1)
     if not isinstance(images, torch.Tensor) or images.ndim != 4:
         raise ValueError(
             f"images must be a tensor [B, C, H, W], got {getattr(images, 'shape', type(images).__name__)}"

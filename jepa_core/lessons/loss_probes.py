@@ -20,13 +20,14 @@ no backward) and :func:`parameter_gradients` (what a loss term sends to a module
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from numbers import Integral, Real
+from numbers import Real
 
 import numpy as np
 import pandas as pd
 import torch
 from torch import Tensor, nn
 
+from ..checks import int_at_least
 from ..config import LossConfig
 from ..losses import JEPA_LOSS_KINDS, jepa_loss, nt_xent_loss, vicreg_loss
 from ..masks import MultiBlockMasks
@@ -41,13 +42,6 @@ from ..objectives import (
 
 EMBEDDING_KINDS = ("healthy", "dimension_collapsed", "fully_collapsed")
 
-
-def _check_int(name: str, value: object, minimum: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, Integral):
-        raise TypeError(f"{name} must be an int >= {minimum}, got {value!r} ({type(value).__name__})")
-    if value < minimum:
-        raise ValueError(f"{name} must be an int >= {minimum}, got {value}")
-    return int(value)
 
 
 def _check_nonnegative(name: str, value: object) -> float:
@@ -75,9 +69,9 @@ def synthetic_views(kind: str, n: int, dim: int, *, rank: int = 4, view_noise: f
     ``view_noise`` is s; ``collapse_noise`` is t. All randomness comes from ``generator``."""
     if kind not in EMBEDDING_KINDS:
         raise ValueError(f"kind must be one of {EMBEDDING_KINDS}, got {kind!r}")
-    n = _check_int("n", n, 2)
-    dim = _check_int("dim", dim, 1)
-    rank = _check_int("rank", rank, 1)
+    n = int_at_least("n", n, 2)
+    dim = int_at_least("dim", dim, 1)
+    rank = int_at_least("rank", rank, 1)
     if rank > dim:
         raise ValueError(f"rank must be in [1, dim={dim}], got {rank}")
     view_noise = _check_nonnegative("view_noise", view_noise)
@@ -167,7 +161,7 @@ def anchor_softmax(z_i: Tensor, z_j: Tensor, temperature: float, anchor: int = 0
     if isinstance(temperature, bool) or not isinstance(temperature, Real) or not temperature > 0:
         raise ValueError(f"temperature must be a real number > 0, got {temperature!r}")
     z = torch.nn.functional.normalize(torch.cat([z_i, z_j]).detach().double(), dim=1)
-    anchor = _check_int("anchor", anchor, 0)
+    anchor = int_at_least("anchor", anchor, 0)
     if anchor >= len(z):
         raise ValueError(f"anchor must be in [0, {len(z) - 1}], got {anchor}")
     logits = (z @ z[anchor]) / float(temperature)
@@ -337,7 +331,7 @@ def plot_temperature_sweep(sweep: pd.DataFrame, batch: int):
     limit log(2B - 1) of the loss."""
     import matplotlib.pyplot as plt
 
-    batch = _check_int("batch", batch, 2)
+    batch = int_at_least("batch", batch, 2)
     fig, axes = plt.subplots(1, 2, figsize=(10, 3.6))
     axes[0].semilogx(sweep["temperature"], sweep["loss"], marker="o", label="NT-Xent loss")
     axes[0].axhline(np.log(2 * batch - 1), color="grey", ls="--", label="log(2B - 1)")

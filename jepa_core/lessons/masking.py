@@ -39,7 +39,8 @@ from typing import Any
 import pandas as pd
 import torch
 
-from ..masks import MultiBlockMasks, _as_int, indices_cut_to_shortest, sample_multiblock_masks
+from ..checks import int_at_least
+from ..masks import MultiBlockMasks, indices_cut_to_shortest, sample_multiblock_masks
 
 MASK_KWARGS = ("n_targets", "target_scale", "target_aspect", "context_scale", "min_keep",
                "allow_overlap")
@@ -112,7 +113,7 @@ def uncut_batch(grid: int | tuple[int, int], batch_size: int, *,
     ``mask_kwargs`` are those of :func:`jepa_core.masks.sample_multiblock_masks` (its defaults
     apply); ``generator`` None: a fresh one seeded from torch's global RNG.
     """
-    batch_size = _as_int("batch_size", batch_size, 1)
+    batch_size = int_at_least("batch_size", batch_size, 1)
     kwargs = _resolve_mask_kwargs(grid, mask_kwargs)
     if generator is None:
         generator = torch.Generator().manual_seed(int(torch.randint(0, 2**62, (1,))))
@@ -168,9 +169,9 @@ def mask_statistics(grid: int | tuple[int, int], n_images: int, batch_size: int,
 
     ``df.attrs`` holds the grid, the sizes, the seed and every mask argument.
     """
-    n_images = _as_int("n_images", n_images, 1)
-    batch_size = _as_int("batch_size", batch_size, 1)
-    seed = _as_int("seed", seed, 0)
+    n_images = int_at_least("n_images", n_images, 1)
+    batch_size = int_at_least("batch_size", batch_size, 1)
+    seed = int_at_least("seed", seed, 0)
     kwargs = _resolve_mask_kwargs(grid, mask_kwargs)
     generator = torch.Generator().manual_seed(seed)
     frames = []
@@ -234,9 +235,9 @@ def equalisation_loss(grid: int | tuple[int, int], batch_sizes: Sequence[int], *
             or len(batch_sizes) == 0:
         raise TypeError(f"batch_sizes must be a non-empty sequence of ints >= 1, got "
                         f"{batch_sizes!r}")
-    sizes = [_as_int("each batch size", b, 1) for b in batch_sizes]
-    n_batches = _as_int("n_batches", n_batches, 1)
-    seed = _as_int("seed", seed, 0)
+    sizes = [int_at_least("each batch size", b, 1) for b in batch_sizes]
+    n_batches = int_at_least("n_batches", n_batches, 1)
+    seed = int_at_least("seed", seed, 0)
     kwargs = _resolve_mask_kwargs(grid, mask_kwargs)
     generator = torch.Generator().manual_seed(seed)
     drops: dict[int, list[float]] = {b: [] for b in sizes}
@@ -270,7 +271,7 @@ def distance_to_context(masks: MultiBlockMasks, chunk: int = 256) -> torch.Tenso
     """
     if not isinstance(masks, MultiBlockMasks):
         raise TypeError(f"masks must be a MultiBlockMasks, got {type(masks).__name__}")
-    chunk = _as_int("chunk", chunk, 1)
+    chunk = int_at_least("chunk", chunk, 1)
     height, width = masks.grid
     rows, cols = torch.meshgrid(torch.arange(height), torch.arange(width), indexing="ij")
     coords = torch.stack([rows.flatten(), cols.flatten()], -1).float()
