@@ -97,7 +97,7 @@ def soak_notebooks(names: list[str], repeats: int, cell_timeout: float) -> dict:
     """Run each notebook at smoke size ``repeats`` times through the workbook's runner."""
     from jepa_core.runner.execute import NotebookFailed, execute
 
-    runs, failures, longest, longest_where = 0, [], 0.0, None
+    runs, failures, longest, longest_where, explorer_longest = 0, [], 0.0, None, 0.0
     with tempfile.TemporaryDirectory() as tmp:
         for r in range(repeats):
             for name in names:
@@ -111,13 +111,18 @@ def soak_notebooks(names: list[str], repeats: int, cell_timeout: float) -> dict:
                     failures.append(str(e))
                     status = f"FAILED: {e}"
                 runs += 1
-                for i, cell in enumerate(nbformat.read(str(out), as_version=4).cells, 1):
-                    seconds = (cell.metadata.get("papermill", {}).get("duration") or 0.0)
+                cells = [c for c in nbformat.read(str(out), as_version=4).cells  # the author's cells
+                         if "injected-parameters" not in c.metadata.get("tags", [])]
+                for i, cell in enumerate(cells, 1):
+                    seconds = cell.metadata.get("papermill", {}).get("duration") or 0.0
+                    if "explore(" in cell.source:
+                        explorer_longest = max(explorer_longest, seconds)
                     if seconds > longest:
                         longest, longest_where = seconds, f"{name} cell {i}"
                 print(f"  run {r + 1}/{repeats} {name}: {status}", flush=True)
     return {"notebooks": names, "repeats": repeats, "runs": runs, "failures": failures,
-            "longest_cell_seconds": longest, "longest_cell": longest_where}
+            "longest_cell_seconds": longest, "longest_cell": longest_where,
+            "longest_explorer_cell_seconds": explorer_longest}
 
 
 def explorer_notebooks() -> list[str]:
