@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+
 import torch
 
 
@@ -19,3 +21,10 @@ def resolve_device(name: str, key: str = "train.device", local_rank: int | None 
     if name == "cuda" and local_rank is not None:
         name = f"cuda:{local_rank}"
     return torch.device(name)
+
+
+def autocast(device: torch.device):
+    """bf16 autocast on CUDA (as the official I-JEPA code), nothing elsewhere."""
+    if device.type == "cuda":
+        return torch.autocast("cuda", dtype=torch.bfloat16)
+    return contextlib.nullcontext()

@@ -8,15 +8,27 @@
 
 A healthy embedding spreads over many directions (rankme near D, std away from 0, mean_cosine
 near 0); a collapsed one has rankme near 1, std near 0 and mean_cosine near 1.
+
+A run's monitor pass (:func:`monitor_stats`, :func:`knn_eval`) measures them, and the k-NN
+accuracy, on the encoders of a run built by ``jepa_core.build``.
 """
 
 from __future__ import annotations
 
 import math
 from numbers import Real
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
+from torch.utils.data import DataLoader
+
+from . import distributed
+from .device import autocast
+from .evaluate import extract_features, knn_accuracy
+
+if TYPE_CHECKING:
+    from .build import Run
 
 
 def _as_cpu_float64(name: str, z: object) -> torch.Tensor:
@@ -90,3 +102,37 @@ def embedding_stats(z: torch.Tensor | np.ndarray) -> dict[str, float]:
         "mean_cosine": float(pair_sum / (n * (n - 1))),
         "norm_mean": float(norms.mean()),
     }
+
+
+@torch.no_grad()
+def monitor_stats(run: Run) -> dict[str, float]:
+    """Collapse metrics of the mean-pooled embeddings of the fixed monitor images: those of the
+    evaluated encoder (``eval.encoder``, the teacher by default) and, as ``student_*``, those
+    of the context encoder, the one the optimizer trains (a frozen or slow teacher can hide a
+    collapsing student)."""
+    out = {}
+    evaluated = run.target_encoder if run.cfg.eval.encoder == "target" else run.context_encoder
+    for prefix, encoder in (("", evaluated), ("student_", run.context_encoder)):
+        was_training = encoder.training
+        encoder.eval()
+        with autocast(run.device):
+            z = encoder(run.monitor_images).float().mean(dim=1)
+        encoder.train(was_training)
+        stats = embedding_stats(z)
+        keys = ("std_mean", "std_min", "rankme", "mean_cosine") if not prefix else ("std_mean", "rankme")
+        out.update({prefix + k: stats[k] for k in keys})
+    return out
+
+
+def knn_eval(run: Run) -> float:
+    """k-NN accuracy of the evaluated encoder (computed on rank 0, broadcast to the others)."""
+    if not run.dist.is_main:
+        return distributed.broadcast_float(run.dist, None, run.device)
+    cfg = run.cfg
+    encoder = run.target_encoder if cfg.eval.encoder == "target" else run.context_encoder
+    kwargs = {"batch_size": 256, "shuffle": False, "num_workers": cfg.data.num_workers}
+    train_x, train_y = extract_features(encoder, DataLoader(run.eval_bank, **kwargs), pool=cfg.eval.pool)
+    test_x, test_y = extract_features(encoder, DataLoader(run.test_set, **kwargs), pool=cfg.eval.pool)
+    acc = knn_accuracy(train_x.to(run.device), train_y.to(run.device), test_x.to(run.device),
+                       test_y.to(run.device), k=cfg.eval.k, temperature=cfg.eval.temperature)
+    return distributed.broadcast_float(run.dist, acc, run.device)

@@ -16,7 +16,6 @@ of it, and the gradients are averaged over ranks before the optimizer step.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import math
 import os
 import sys
@@ -31,7 +30,6 @@ from typing import Any
 import pandas as pd
 import torch
 from torch import nn
-from torch.utils.data import DataLoader
 
 from . import distributed
 from .build import Run, build_run, epoch_loader, sample_masks, seed_epoch
@@ -44,10 +42,10 @@ from .checkpoint import (
     saved_config,
 )
 from .config import Config, load_config, parse_overrides
+from .device import autocast
 from .ema import ema_update
-from .evaluate import extract_features, knn_accuracy
 from .frontend import progress_bar
-from .monitor import embedding_stats
+from .monitor import knn_eval, monitor_stats
 from .objectives import jepa_inputs, target_features, two_view_embeddings
 from .optim import cosine_ramp, set_schedules, warmup_cosine
 from .paths import resolve
@@ -98,7 +96,7 @@ def train_step(run: Run, micro_batches: Iterable[torch.Tensor], step: int) -> di
     for micro, images in enumerate(micro_batches):
         x = jepa_inputs(run.objective, images)
         masks = sample_masks(run, x.shape[0], step * n_micro + micro)
-        with _autocast(run.device):
+        with autocast(run.device):
             # 1. target forward: what to predict, under stop-gradient (the lab's switch aside)
             with torch.set_grad_enabled(not cfg.ema.stop_grad):
                 targets = target_features(run.target_encoder, x, masks.targets, levels=run.objective.levels,
@@ -141,12 +139,6 @@ def weight_decay(run: Run, step: int) -> float:
     """Cosine from ``optim.weight_decay`` to ``optim.final_weight_decay`` (official I-JEPA)."""
     o = run.cfg.optim
     return cosine_ramp(step, total_steps=run.total_steps, start=o.weight_decay, end=o.final_weight_decay)
-
-
-def _autocast(device: torch.device):
-    if device.type == "cuda":
-        return torch.autocast("cuda", dtype=torch.bfloat16)
-    return contextlib.nullcontext()
 
 
 def _check_finite(terms: dict[str, torch.Tensor], step: int) -> None:
@@ -322,41 +314,6 @@ def _finish(run: Run, ckpt: Path, history: list[dict], log: _Log) -> TrainResult
                       metrics={**result.final, "stopped": log.stopped, "world_size": run.dist.world_size},
                       timings={"train_seconds": log.seconds})
     return result
-
-
-# --- what the log measures -------------------------------------------------------------------
-@torch.no_grad()
-def monitor_stats(run: Run) -> dict[str, float]:
-    """Collapse metrics of the mean-pooled embeddings of the fixed monitor images: those of the
-    evaluated encoder (``eval.encoder``, the teacher by default) and, as ``student_*``, those
-    of the context encoder, the one the optimizer trains (a frozen or slow teacher can hide a
-    collapsing student)."""
-    out = {}
-    evaluated = run.target_encoder if run.cfg.eval.encoder == "target" else run.context_encoder
-    for prefix, encoder in (("", evaluated), ("student_", run.context_encoder)):
-        was_training = encoder.training
-        encoder.eval()
-        with _autocast(run.device):
-            z = encoder(run.monitor_images).float().mean(dim=1)
-        encoder.train(was_training)
-        stats = embedding_stats(z)
-        keys = ("std_mean", "std_min", "rankme", "mean_cosine") if not prefix else ("std_mean", "rankme")
-        out.update({prefix + k: stats[k] for k in keys})
-    return out
-
-
-def knn_eval(run: Run) -> float:
-    """k-NN accuracy of the evaluated encoder (computed on rank 0, broadcast to the others)."""
-    if not run.dist.is_main:
-        return distributed.broadcast_float(run.dist, None, run.device)
-    cfg = run.cfg
-    encoder = run.target_encoder if cfg.eval.encoder == "target" else run.context_encoder
-    kwargs = {"batch_size": 256, "shuffle": False, "num_workers": cfg.data.num_workers}
-    train_x, train_y = extract_features(encoder, DataLoader(run.eval_bank, **kwargs), pool=cfg.eval.pool)
-    test_x, test_y = extract_features(encoder, DataLoader(run.test_set, **kwargs), pool=cfg.eval.pool)
-    acc = knn_accuracy(train_x.to(run.device), train_y.to(run.device), test_x.to(run.device),
-                       test_y.to(run.device), k=cfg.eval.k, temperature=cfg.eval.temperature)
-    return distributed.broadcast_float(run.dist, acc, run.device)
 
 
 # --- a finished run, and the command line ----------------------------------------------------
