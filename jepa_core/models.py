@@ -254,7 +254,8 @@ class Predictor(nn.Module):
         assert context_idx.shape == (B, Nc), f"context_idx must be [B, Nc] = [{B}, {Nc}], got {tuple(context_idx.shape)}"
         assert target_idx.shape[0] == B, f"target_idx must be [B={B}, T, Nt], got {tuple(target_idx.shape)}"
         context = self.embed(context_tokens) + self._positions(context_idx)  # [B, Nc, Dp]
-        queries = self.mask_token + self._positions(target_idx)  # [B, T, Nt, Dp]
+        queries = self.mask_token + self._positions(target_idx.reshape(B, T * Nt))
+        queries = queries.reshape(B, T, Nt, self.predictor_dim)
         # one copy of the context per target block, batch index b*T + k
         context = context.unsqueeze(1).expand(B, T, Nc, self.predictor_dim)
         x = torch.cat([context, queries], dim=2).reshape(B * T, Nc + Nt, self.predictor_dim)
