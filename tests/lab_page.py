@@ -11,6 +11,7 @@ import time
 from dataclasses import dataclass
 
 KERNEL_READY = "Python (JEPA Workbook) | Idle"
+START_TIMEOUT = 60  # s for Run All to mark its first cell
 
 # What ipywidgets' text/plain fallback looks like when no widget manager renders the widget
 # ("interactive(children=(FloatSlider(value=0.15, ...", "HBox(children=(HTML(value=''), ...").
@@ -132,8 +133,11 @@ def wait_for_run(
     ``total_timeout`` seconds, naming the notebook and the cell. Cells left unrun after an error
     (Run All stops there) are the caller's to judge."""
     start = time.monotonic()
-    running, since = None, start
-    time.sleep(poll)
+    while all(c.prompt in ("[ ]:", "") for c in cells(page)):  # Run All not taken up yet
+        if time.monotonic() - start > START_TIMEOUT:
+            raise LabTimeout(f"{name}: Run All Cells started no cell within {START_TIMEOUT} s")
+        time.sleep(poll)
+    running, since = None, time.monotonic()
     while True:
         shown = cells(page)
         busy = next((c for c in shown if c.prompt == "[*]:"), None)
