@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: run test smoke lint clean-venv
+.PHONY: run test smoke lint clean-venv browser
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -20,8 +20,24 @@ run: $(STAMP)
 smoke: $(STAMP)
 	$(PY) -m jepa_core.runner.workbook run --smoke
 
-## make test: ruff (notebooks included), pytest, nbval on every notebook at smoke size
-test: $(STAMP)
+## make browser: Debian's chromium for tests/test_browser.py (Playwright drives it; it comes with
+## the dev extra). Installed with apt when missing and we are root (CI); otherwise the browser test
+## is skipped, saying how to install it (under CI=true it fails instead).
+JEPA_CHROMIUM ?= /usr/bin/chromium
+browser:
+	@if [ -x "$(JEPA_CHROMIUM)" ]; then :; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+		echo "installing Debian's chromium for the browser test"; \
+		{ apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y chromium; } \
+		|| echo "make: installing chromium failed; tests/test_browser.py will be skipped (under CI it fails)"; \
+	else \
+		echo "make: no $(JEPA_CHROMIUM); tests/test_browser.py will be skipped (under CI it fails)."; \
+		echo "      install it with: sudo apt-get update && sudo apt-get install -y chromium"; \
+	fi
+
+## make test: ruff (notebooks included), pytest (the browser test included), nbval on every
+## notebook at smoke size
+test: $(STAMP) browser
 	$(PY) -m ruff check .
 	$(PY) -m pytest tests
 	JEPA_SMOKE=1 $(PY) -m pytest --nbval-lax --nbval-current-env -p no:cacheprovider notebooks/
