@@ -127,3 +127,21 @@ def test_ensure_kernel_registers_a_kernel_running_this_environments_python():
     prefix = subprocess.run([argv0, "-c", "import sys; print(sys.prefix)"], capture_output=True, text=True,
                             check=True, timeout=60).stdout.strip()
     assert prefix == sys.prefix
+
+
+def test_run_writes_the_summary_and_the_index_page_for_its_notebooks(workbook_root):
+    """``make run`` / ``make smoke`` end with ``results/index.html`` beside ``summary.md``."""
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [nbformat.v4.new_code_cell("smoke = False", metadata={"tags": ["parameters"]}),
+                nbformat.v4.new_code_cell("print('the verdict: 2 > 1')\nassert 2 > 1")]
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    for name in (*NAMES, "scratch"):
+        (workbook_root / "notebooks" / f"{name}.ipynb").unlink()
+    nbformat.write(nb, str(workbook_root / "notebooks" / "01_tiny.ipynb"))
+    from jepa_core.runner.workbook import run
+
+    assert run(smoke=True, html=True, cell_timeout=120) == 0
+    smoke = workbook_root / "results" / "smoke"
+    page = (smoke / "index.html").read_text()
+    assert (smoke / "summary.md").exists() and (smoke / "notebooks" / "01_tiny.html").exists()
+    assert "01_tiny" in page and "the verdict: 2 &gt; 1" in page

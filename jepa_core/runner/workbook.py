@@ -4,7 +4,8 @@
 
 Each notebook is executed by papermill into ``results/notebooks/<name>.ipynb`` (plus ``.html``),
 writes its own ``results/<name>/metrics.json`` and figures, and ``results/summary.md`` gathers
-the headline numbers with links to the figures. ``--smoke`` writes the same tree under
+the headline numbers with links to the figures, ``results/index.html`` the page to browse them
+(``jepa_core.runner.index_page``). ``--smoke`` writes the same tree under
 ``results/smoke/``, so it never touches a default run's outputs. A failing notebook stops the run with a
 non-zero exit naming the notebook and the cell; its partial executed notebook is kept. A cell
 that runs past ``--cell-timeout`` seconds fails the same way.
@@ -24,6 +25,7 @@ from ..paths import notebooks_dir
 from ..results import output_dir_for, results_root
 from .execute import NotebookFailed, execute
 from .execute import cell_timeout as _cell_timeout
+from .index_page import write_index
 
 
 def numbered_notebooks() -> list[Path]:
@@ -111,14 +113,19 @@ def run(smoke: bool = False, only: Sequence[str] | None = None, html: bool = Tru
             done = execute(book, out_dir / book.name, {"smoke": smoke}, timeout=cell_timeout)
         except NotebookFailed as e:
             print(f"FAILED: {e}", file=sys.stderr, flush=True)
+            if html and e.output.exists():
+                to_html(e.output)  # the partial notebook, readable from the index
             write_summary(books[:i], seconds, smoke)
+            write_index([b.stem for b in books[:i]], smoke=smoke, seconds=seconds)
             return 1
         seconds[book.stem] = done.seconds
         if html:
             to_html(done.output)
         print(f"[{i}/{len(books)}] {book.stem} ok in {done.seconds:.0f} s", flush=True)
     summary = write_summary(books, seconds, smoke)
-    print(f"all {len(books)} notebooks ran in {time.perf_counter() - total:.0f} s; summary: {summary}")
+    index = write_index([b.stem for b in books], smoke=smoke, seconds=seconds)
+    print(f"all {len(books)} notebooks ran in {time.perf_counter() - total:.0f} s; summary: {summary}; "
+          f"browse: {index}")
     return 0
 
 
