@@ -68,8 +68,9 @@ def soak_cells(kind: str, cells: int, detector: float) -> dict:
     from jepa_core.runner.execute import ensure_kernel
 
     nb = nbformat.v4.new_notebook()
-    nb.cells = [nbformat.v4.new_code_cell(SETUP)] + [nbformat.v4.new_code_cell(CELLS[kind])
-                                                    for _ in range(cells)]
+    nb.cells = [nbformat.v4.new_code_cell(SETUP)] + [
+        nbformat.v4.new_code_cell(CELLS[kind]) for _ in range(cells)
+    ]
     before = os.environ.get("JEPA_HEADLESS")
     os.environ["JEPA_HEADLESS"] = "1" if kind == "explore" else "0"  # what the kernel inherits
     client = NotebookClient(nb, timeout=detector, kernel_name=ensure_kernel(), allow_errors=False)
@@ -89,8 +90,13 @@ def soak_cells(kind: str, cells: int, detector: float) -> dict:
         if before is not None:
             os.environ["JEPA_HEADLESS"] = before
     stalls = sum(d >= 0.9 * detector for d in durations)
-    return {"cells": cells, "stalls": int(stalls), "timeouts": timeouts,
-            "longest_cell_seconds": max(durations), "median_cell_seconds": sorted(durations)[len(durations) // 2]}
+    return {
+        "cells": cells,
+        "stalls": int(stalls),
+        "timeouts": timeouts,
+        "longest_cell_seconds": max(durations),
+        "median_cell_seconds": sorted(durations)[len(durations) // 2],
+    }
 
 
 def soak_notebooks(names: list[str], repeats: int, cell_timeout: float) -> dict:
@@ -105,14 +111,21 @@ def soak_notebooks(names: list[str], repeats: int, cell_timeout: float) -> dict:
                 out = Path(tmp) / f"{r}_{name}.ipynb"
                 status = "ok"
                 try:
-                    execute(path, out, {"smoke": True, "output_dir": str(Path(tmp) / f"{r}_{name}")},
-                            timeout=cell_timeout)
+                    execute(
+                        path,
+                        out,
+                        {"smoke": True, "output_dir": str(Path(tmp) / f"{r}_{name}")},
+                        timeout=cell_timeout,
+                    )
                 except NotebookFailed as e:
                     failures.append(str(e))
                     status = f"FAILED: {e}"
                 runs += 1
-                cells = [c for c in nbformat.read(str(out), as_version=4).cells  # the author's cells
-                         if "injected-parameters" not in c.metadata.get("tags", [])]
+                cells = [
+                    c
+                    for c in nbformat.read(str(out), as_version=4).cells  # the author's cells
+                    if "injected-parameters" not in c.metadata.get("tags", [])
+                ]
                 for i, cell in enumerate(cells, 1):
                     seconds = cell.metadata.get("papermill", {}).get("duration") or 0.0
                     if "explore(" in cell.source:
@@ -120,31 +133,55 @@ def soak_notebooks(names: list[str], repeats: int, cell_timeout: float) -> dict:
                     if seconds > longest:
                         longest, longest_where = seconds, f"{name} cell {i}"
                 print(f"  run {r + 1}/{repeats} {name}: {status}", flush=True)
-    return {"notebooks": names, "repeats": repeats, "runs": runs, "failures": failures,
-            "longest_cell_seconds": longest, "longest_cell": longest_where,
-            "longest_explorer_cell_seconds": explorer_longest}
+    return {
+        "notebooks": names,
+        "repeats": repeats,
+        "runs": runs,
+        "failures": failures,
+        "longest_cell_seconds": longest,
+        "longest_cell": longest_where,
+        "longest_explorer_cell_seconds": explorer_longest,
+    }
 
 
 def explorer_notebooks() -> list[str]:
-    return [p.stem for p in sorted(notebooks_dir().glob("[0-9][0-9]_*.ipynb"))
-            if "explore(" in p.read_text()]
+    return [
+        p.stem
+        for p in sorted(notebooks_dir().glob("[0-9][0-9]_*.ipynb"))
+        if "explore(" in p.read_text()
+    ]
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--cells", type=int, default=60, help="explorer cells per kernel, each variant")
-    parser.add_argument("--detector", type=float, default=5.0, help="per-cell timeout of the cell soak, s")
-    parser.add_argument("--notebooks", nargs="*", default=None,
-                        help="notebooks to run at smoke size (default: every one with an explorer)")
+    parser.add_argument(
+        "--cells", type=int, default=60, help="explorer cells per kernel, each variant"
+    )
+    parser.add_argument(
+        "--detector", type=float, default=5.0, help="per-cell timeout of the cell soak, s"
+    )
+    parser.add_argument(
+        "--notebooks",
+        nargs="*",
+        default=None,
+        help="notebooks to run at smoke size (default: every one with an explorer)",
+    )
     parser.add_argument("--repeats", type=int, default=5, help="runs of each notebook")
-    parser.add_argument("--cell-timeout", type=float, default=300.0, help="per-cell timeout of the runs, s")
+    parser.add_argument(
+        "--cell-timeout", type=float, default=300.0, help="per-cell timeout of the runs, s"
+    )
     parser.add_argument("--load", type=int, default=os.cpu_count() or 1, help="busy processes")
-    parser.add_argument("--load-minutes", type=float, default=30.0, help="the load stops by itself after this")
+    parser.add_argument(
+        "--load-minutes", type=float, default=30.0, help="the load stops by itself after this"
+    )
     parser.add_argument("--output", default=None, help="folder for headless_widgets.json")
     args = parser.parse_args(argv)
     names = explorer_notebooks() if args.notebooks is None else args.notebooks
 
-    load = [mp.Process(target=busy, args=(args.load_minutes * 60,), daemon=True) for _ in range(args.load)]
+    load = [
+        mp.Process(target=busy, args=(args.load_minutes * 60,), daemon=True)
+        for _ in range(args.load)
+    ]
     for p in load:
         p.start()
     start = time.perf_counter()
@@ -159,8 +196,11 @@ def main(argv: list[str] | None = None) -> int:
         for p in load:
             p.terminate()
             p.join()
-    results["machine"] = {"cpu_count": os.cpu_count(), "load_processes": args.load,
-                          "seconds": round(time.perf_counter() - start, 1)}
+    results["machine"] = {
+        "cpu_count": os.cpu_count(),
+        "load_processes": args.load,
+        "seconds": round(time.perf_counter() - start, 1),
+    }
     out = resolve(args.output) if args.output else results_dir("benchmarks")
     path = write_metrics(out, parameters=vars(args), metrics=results, name="headless_widgets.json")
     print(path)

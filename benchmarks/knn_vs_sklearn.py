@@ -38,8 +38,12 @@ def mixture_features(n: int, means: torch.Tensor, spread: float, generator: torc
 
 
 def machine(device: torch.device) -> dict[str, object]:
-    facts = {"cpu_count": os.cpu_count(), "torch_threads": torch.get_num_threads(),
-             "processor": platform.processor() or platform.machine(), "device": str(device)}
+    facts = {
+        "cpu_count": os.cpu_count(),
+        "torch_threads": torch.get_num_threads(),
+        "processor": platform.processor() or platform.machine(),
+        "device": str(device),
+    }
     if device.type == "cuda":
         facts["gpu"] = torch.cuda.get_device_name(device)
     return facts
@@ -53,8 +57,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--classes", type=int, default=10)
     parser.add_argument("--spread", type=float, default=4.0, help="noise around the class means")
     parser.add_argument("--k", type=int, default=20)
-    parser.add_argument("--device", default="cpu", help="where the workbook's k-NN runs: cpu, cuda, auto")
-    parser.add_argument("--output", default=None, help="folder for knn_vs_sklearn.json (default results/benchmarks)")
+    parser.add_argument(
+        "--device", default="cpu", help="where the workbook's k-NN runs: cpu, cuda, auto"
+    )
+    parser.add_argument(
+        "--output", default=None, help="folder for knn_vs_sklearn.json (default results/benchmarks)"
+    )
     args = parser.parse_args(argv)
     device = resolve_device(args.device, key="--device")
     g = torch.Generator().manual_seed(0)
@@ -75,20 +83,28 @@ def main(argv: list[str] | None = None) -> int:
     ours_s = time.perf_counter() - t0
 
     t0 = time.perf_counter()
-    sk = KNeighborsClassifier(n_neighbors=args.k, metric="cosine", algorithm="brute", weights="distance",
-                              n_jobs=-1).fit(train_x.numpy(), train_y.numpy())
+    sk = KNeighborsClassifier(
+        n_neighbors=args.k, metric="cosine", algorithm="brute", weights="distance", n_jobs=-1
+    ).fit(train_x.numpy(), train_y.numpy())
     theirs = torch.from_numpy(sk.predict(test_x.numpy()))
     sklearn_s = time.perf_counter() - t0
 
-    metrics = {"workbook_seconds": ours_s, "sklearn_seconds": sklearn_s, "speedup": sklearn_s / ours_s,
-               "workbook_accuracy": float((ours == test_y).float().mean()),
-               "sklearn_accuracy": float((theirs == test_y).float().mean()),
-               "prediction_agreement": float((ours == theirs).float().mean()), "machine": machine(device)}
+    metrics = {
+        "workbook_seconds": ours_s,
+        "sklearn_seconds": sklearn_s,
+        "speedup": sklearn_s / ours_s,
+        "workbook_accuracy": float((ours == test_y).float().mean()),
+        "sklearn_accuracy": float((theirs == test_y).float().mean()),
+        "prediction_agreement": float((ours == theirs).float().mean()),
+        "machine": machine(device),
+    }
     out = resolve(args.output) if args.output else results_dir("benchmarks")
     path = write_metrics(out, parameters=vars(args), metrics=metrics, name="knn_vs_sklearn.json")
-    print(f"k-NN {args.train:,} x {args.test:,} x {args.dim}, k={args.k}: workbook ({device}) {ours_s:.2f} s, "
-          f"scikit-learn {sklearn_s:.2f} s -> {sklearn_s / ours_s:.1f}x; accuracy {metrics['workbook_accuracy']:.3f} "
-          f"vs {metrics['sklearn_accuracy']:.3f}, agreement {metrics['prediction_agreement']:.3f}\n{path}")
+    print(
+        f"k-NN {args.train:,} x {args.test:,} x {args.dim}, k={args.k}: workbook ({device}) {ours_s:.2f} s, "
+        f"scikit-learn {sklearn_s:.2f} s -> {sklearn_s / ours_s:.1f}x; accuracy {metrics['workbook_accuracy']:.3f} "
+        f"vs {metrics['sklearn_accuracy']:.3f}, agreement {metrics['prediction_agreement']:.3f}\n{path}"
+    )
     return 0
 
 

@@ -34,14 +34,25 @@ from knn_vs_sklearn import machine  # noqa: E402
 
 def step_run(args):
     """A run of the ``ijepa`` preset on ``args``' sizes, and a fixed batch of images per step."""
-    cfg = load_config("ijepa", {"model.size": args.size, "model.patch_size": args.patch_size,
-                                "data.image_size": args.image_size, "train.batch_size": args.batch_size,
-                                "train.device": args.device, "loss.kind": "smooth_l1",
-                                "data.train_samples": args.batch_size, "monitor.samples": 8})
+    cfg = load_config(
+        "ijepa",
+        {
+            "model.size": args.size,
+            "model.patch_size": args.patch_size,
+            "data.image_size": args.image_size,
+            "train.batch_size": args.batch_size,
+            "train.device": args.device,
+            "loss.kind": "smooth_l1",
+            "data.train_samples": args.batch_size,
+            "monitor.samples": 8,
+        },
+    )
     run = build_run(cfg)
     g = torch.Generator().manual_seed(0)
     shape = (args.batch_size, *run.train_set[0][0].shape)
-    batches = [torch.randn(shape, generator=g).to(run.device) for _ in range(args.warmup + args.steps)]
+    batches = [
+        torch.randn(shape, generator=g).to(run.device) for _ in range(args.warmup + args.steps)
+    ]
     masks = [sample_masks(run, args.batch_size, i) for i in range(len(batches))]
     return run, batches, masks
 
@@ -69,7 +80,9 @@ def sync(device: torch.device) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--size", default="vit_tiny", help="model preset (cpu, vit_tiny, vit_small)")
+    parser.add_argument(
+        "--size", default="vit_tiny", help="model preset (cpu, vit_tiny, vit_small)"
+    )
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--image-size", type=int, default=32)
     parser.add_argument("--patch-size", type=int, default=4)
@@ -77,8 +90,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--threads", type=int, default=2, help="torch threads on the CPU")
     parser.add_argument("--warmup", type=int, default=2, help="steps before the clock starts")
     parser.add_argument("--steps", type=int, default=10, help="steps timed, in --repeats rounds")
-    parser.add_argument("--repeats", type=int, default=3, help="timed rounds (the median is reported)")
-    parser.add_argument("--output", default=None, help="folder for train_step.json (default results/benchmarks)")
+    parser.add_argument(
+        "--repeats", type=int, default=3, help="timed rounds (the median is reported)"
+    )
+    parser.add_argument(
+        "--output", default=None, help="folder for train_step.json (default results/benchmarks)"
+    )
     args = parser.parse_args(argv)
     args.device = str(resolve_device(args.device, key="--device"))
     torch.set_num_threads(args.threads)
@@ -91,13 +108,18 @@ def main(argv: list[str] | None = None) -> int:
     for r in range(args.repeats):
         seconds = time_steps(run, batches, masks, args.warmup + r * per_round, per_round)
         rates.append(per_round * args.batch_size / seconds)
-    metrics = {"images_per_second": round(statistics.median(rates), 1),
-               "rounds_images_per_second": [round(x, 1) for x in rates], "machine": machine(run.device)}
+    metrics = {
+        "images_per_second": round(statistics.median(rates), 1),
+        "rounds_images_per_second": [round(x, 1) for x in rates],
+        "machine": machine(run.device),
+    }
     out = resolve(args.output) if args.output else results_dir("benchmarks")
     path = write_metrics(out, parameters=vars(args), metrics=metrics, name="train_step.json")
-    print(f"train_step {args.size}, batch {args.batch_size}, {args.image_size} px, patch {args.patch_size}, "
-          f"{args.device}, {args.threads} threads: {metrics['images_per_second']} images/s "
-          f"(rounds {metrics['rounds_images_per_second']})\n{path}")
+    print(
+        f"train_step {args.size}, batch {args.batch_size}, {args.image_size} px, patch {args.patch_size}, "
+        f"{args.device}, {args.threads} threads: {metrics['images_per_second']} images/s "
+        f"(rounds {metrics['rounds_images_per_second']})\n{path}"
+    )
     return 0
 
 

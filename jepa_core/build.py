@@ -64,8 +64,6 @@ class Run:
         return [p for group in self.optimizer.param_groups for p in group["params"]]
 
 
-
-
 def default_output_dir(cfg: Config) -> Path:
     """Where a run of ``cfg`` writes: ``train.output_dir``, else
     ``results/runs/<method>-<dataset>-seed<seed>/``. Created by ``train`` when it writes, not
@@ -87,10 +85,16 @@ def run_datasets(cfg: Config) -> tuple[Any, Any, Any]:
     """(training set, test set, k-NN memory bank) exactly as a run of ``cfg`` uses them: the
     training set cut to ``data.train_samples`` (a subset fixed by ``train.seed``), the bank a
     fixed subset of it of at most ``eval.train_samples`` plain (un-augmented) images."""
-    train_set, test_set = make_datasets(cfg.data.name, root=cfg.data.root, download=cfg.data.download,
-                                        image_size=cfg.data.image_size)
+    train_set, test_set = make_datasets(
+        cfg.data.name,
+        root=cfg.data.root,
+        download=cfg.data.download,
+        image_size=cfg.data.image_size,
+    )
     if cfg.data.train_samples is not None and cfg.data.train_samples < len(train_set):
-        keep = torch.randperm(len(train_set), generator=torch.Generator().manual_seed(cfg.train.seed))
+        keep = torch.randperm(
+            len(train_set), generator=torch.Generator().manual_seed(cfg.train.seed)
+        )
         train_set = Subset(train_set, keep[: cfg.data.train_samples].tolist())
     return train_set, test_set, fixed_subset(train_set, cfg.eval.train_samples)
 
@@ -109,32 +113,53 @@ def fixed_subset(dataset: Any, cap: int | None) -> Any:
 
 def build_run(cfg: Config, dist_ctx: distributed.DistContext | None = None) -> Run:
     dist_ctx = dist_ctx or distributed.DistContext()
-    device = resolve_device(cfg.train.device, local_rank=dist_ctx.local_rank if dist_ctx.enabled else None)
+    device = resolve_device(
+        cfg.train.device, local_rank=dist_ctx.local_rank if dist_ctx.enabled else None
+    )
     if dist_ctx.enabled:
         if cfg.train.batch_size % (dist_ctx.world_size * cfg.train.accumulate):
-            raise ValueError(f"train.batch_size={cfg.train.batch_size} is the global batch: it must divide by "
-                             f"the {dist_ctx.world_size} processes x train.accumulate={cfg.train.accumulate}")
+            raise ValueError(
+                f"train.batch_size={cfg.train.batch_size} is the global batch: it must divide by "
+                f"the {dist_ctx.world_size} processes x train.accumulate={cfg.train.accumulate}"
+            )
         if not cfg.ema.stop_grad or cfg.ema.target_in_optimizer:
-            raise ValueError("ema.stop_grad=False and ema.target_in_optimizer=True are the collapse lab's "
-                             "single-process switches; run them without torchrun")
+            raise ValueError(
+                "ema.stop_grad=False and ema.target_in_optimizer=True are the collapse lab's "
+                "single-process switches; run them without torchrun"
+            )
     torch.manual_seed(cfg.train.seed)
     train_set, test_set, eval_bank = run_datasets(cfg)
     in_chans, height, width = train_set[0][0].shape
     if height != width:
-        raise ValueError(f"images must be square for the ViT presets; dataset {cfg.data.name!r} gives "
-                         f"{height}x{width}: set data.image_size")
+        raise ValueError(
+            f"images must be square for the ViT presets; dataset {cfg.data.name!r} gives "
+            f"{height}x{width}: set data.image_size"
+        )
     if cfg.model.size not in MODEL_PRESETS:
-        raise ValueError(f"model.size must be one of {', '.join(MODEL_PRESETS)}; got {cfg.model.size!r}")
+        raise ValueError(
+            f"model.size must be one of {', '.join(MODEL_PRESETS)}; got {cfg.model.size!r}"
+        )
     depth = MODEL_PRESETS[cfg.model.size]["depth"]
     levels = len(cfg.loss.level_weights) if cfg.loss.method == "hjepa" else 1
     if levels > depth:
-        raise ValueError(f"loss.level_weights has {levels} levels but model.size={cfg.model.size!r} has only "
-                         f"{depth} blocks")
+        raise ValueError(
+            f"loss.level_weights has {levels} levels but model.size={cfg.model.size!r} has only "
+            f"{depth} blocks"
+        )
     context_encoder, target_encoder, predictor = build_models(
-        cfg.model.size, img_size=height, patch_size=cfg.model.patch_size, in_chans=in_chans,
-        out_levels=levels, drop_path_rate=cfg.model.drop_path_rate)
-    objective = Objective(cfg.loss, embed_dim=context_encoder.embed_dim, patch_size=cfg.model.patch_size,
-                          in_chans=in_chans)
+        cfg.model.size,
+        img_size=height,
+        patch_size=cfg.model.patch_size,
+        in_chans=in_chans,
+        out_levels=levels,
+        drop_path_rate=cfg.model.drop_path_rate,
+    )
+    objective = Objective(
+        cfg.loss,
+        embed_dim=context_encoder.embed_dim,
+        patch_size=cfg.model.patch_size,
+        in_chans=in_chans,
+    )
     # Collapse-lab switches: the target joins autograd / the optimizer only when asked.
     trained_target = cfg.ema.target_in_optimizer or not cfg.ema.stop_grad
     target_encoder.requires_grad_(trained_target)
@@ -150,18 +175,32 @@ def build_run(cfg: Config, dist_ctx: distributed.DistContext | None = None) -> R
     micro_batch = cfg.train.batch_size // (cfg.train.accumulate * dist_ctx.world_size)
     steps_per_epoch = len(train_set) // cfg.train.batch_size
     if steps_per_epoch < 1:
-        raise ValueError(f"train.batch_size={cfg.train.batch_size} is larger than the training set "
-                         f"({len(train_set)} images): lower it")
+        raise ValueError(
+            f"train.batch_size={cfg.train.batch_size} is larger than the training set "
+            f"({len(train_set)} images): lower it"
+        )
     n_monitor = min(cfg.monitor.samples, len(test_set))
     monitor_images = torch.stack([test_set[i][0] for i in range(n_monitor)]).to(device)
     if cfg.train.compile:  # in place: the modules (and their state_dict keys) stay the same
         context_encoder.compile()
         predictor.compile()
-    run = Run(cfg=cfg, device=device, train_set=train_set, test_set=test_set, eval_bank=eval_bank,
-               context_encoder=context_encoder, target_encoder=target_encoder, predictor=predictor,
-               objective=objective, optimizer=optimizer, steps_per_epoch=steps_per_epoch,
-               micro_batch=micro_batch, output_dir=default_output_dir(cfg), monitor_images=monitor_images,
-               dist=dist_ctx)
+    run = Run(
+        cfg=cfg,
+        device=device,
+        train_set=train_set,
+        test_set=test_set,
+        eval_bank=eval_bank,
+        context_encoder=context_encoder,
+        target_encoder=target_encoder,
+        predictor=predictor,
+        objective=objective,
+        optimizer=optimizer,
+        steps_per_epoch=steps_per_epoch,
+        micro_batch=micro_batch,
+        output_dir=default_output_dir(cfg),
+        monitor_images=monitor_images,
+        dist=dist_ctx,
+    )
     total = cfg.train.epochs * steps_per_epoch
     ema_end = cfg.ema.start if cfg.ema.kind == "constant" else cfg.ema.end
     run.momentum = momentum_schedule(cfg.ema.start, ema_end, total_steps=total, kind=cfg.ema.kind)
@@ -181,18 +220,29 @@ def check_teacher(run: Run) -> None:
     needs_grad = [p.requires_grad for p in run.target_encoder.parameters()]
     shared = target_ids & {id(p) for p in run.context_encoder.parameters()}
     if shared:
-        raise RuntimeError("the target encoder shares parameters with the context encoder: it must be a copy")
-    shapes = [[(n, p.shape) for n, p in m.named_parameters()] for m in (run.target_encoder, run.context_encoder)]
+        raise RuntimeError(
+            "the target encoder shares parameters with the context encoder: it must be a copy"
+        )
+    shapes = [
+        [(n, p.shape) for n, p in m.named_parameters()]
+        for m in (run.target_encoder, run.context_encoder)
+    ]
     if shapes[0] != shapes[1]:
-        raise RuntimeError("the target encoder must be a copy of the context encoder (the same parameter "
-                           "names and shapes): ema_update pairs them in order")
+        raise RuntimeError(
+            "the target encoder must be a copy of the context encoder (the same parameter "
+            "names and shapes): ema_update pairs them in order"
+        )
     if ema.target_in_optimizer:
         if len(in_opt) != len(target_ids):
-            raise RuntimeError("ema.target_in_optimizer=True but the target encoder is not in the optimizer")
+            raise RuntimeError(
+                "ema.target_in_optimizer=True but the target encoder is not in the optimizer"
+            )
         return
     if in_opt:
-        raise RuntimeError(f"{len(in_opt)} target-encoder parameters are in the optimizer: the target "
-                           "must be updated only by ema_update (set ema.target_in_optimizer only on purpose)")
+        raise RuntimeError(
+            f"{len(in_opt)} target-encoder parameters are in the optimizer: the target "
+            "must be updated only by ema_update (set ema.target_in_optimizer only on purpose)"
+        )
     if ema.stop_grad and any(needs_grad):
         raise RuntimeError("target-encoder parameters require grad although ema.stop_grad=True")
 
@@ -211,22 +261,50 @@ def epoch_loader(run: Run, epoch: int) -> DataLoader:
     cfg = run.cfg
     pin = run.device.type == "cuda"
     if not run.dist.enabled:
-        return make_loader(run.train_set, run.micro_batch, shuffle=True, seed=stream_seed(cfg.train.seed, epoch, 2) % (1 << 62),
-                           num_workers=cfg.data.num_workers, drop_last=True, pin_memory=pin)
+        return make_loader(
+            run.train_set,
+            run.micro_batch,
+            shuffle=True,
+            seed=stream_seed(cfg.train.seed, epoch, 2) % (1 << 62),
+            num_workers=cfg.data.num_workers,
+            drop_last=True,
+            pin_memory=pin,
+        )
     # Each rank reads its own 1/N of a permutation that depends on (seed, epoch) alone.
-    sampler = DistributedSampler(run.train_set, num_replicas=run.dist.world_size, rank=run.dist.rank, shuffle=True,
-                                 seed=stream_seed(cfg.train.seed, 2) % (1 << 62), drop_last=True)
+    sampler = DistributedSampler(
+        run.train_set,
+        num_replicas=run.dist.world_size,
+        rank=run.dist.rank,
+        shuffle=True,
+        seed=stream_seed(cfg.train.seed, 2) % (1 << 62),
+        drop_last=True,
+    )
     sampler.set_epoch(epoch)
-    return DataLoader(run.train_set, batch_size=run.micro_batch, sampler=sampler, num_workers=cfg.data.num_workers,
-                      drop_last=True, pin_memory=pin)
+    return DataLoader(
+        run.train_set,
+        batch_size=run.micro_batch,
+        sampler=sampler,
+        num_workers=cfg.data.num_workers,
+        drop_last=True,
+        pin_memory=pin,
+    )
 
 
 def sample_masks(run: Run, batch_size: int, micro_step: int):
     """This rank's masks for one micro-step, from a generator seeded by (seed, step, rank)."""
     m = run.cfg.masks
-    g = torch.Generator().manual_seed(stream_seed(run.cfg.train.seed, micro_step, _stream(run, 3)) % (1 << 62))
-    masks = sample_multiblock_masks(run.context_encoder.grid, batch_size, n_targets=m.n_targets,
-                                    target_scale=m.target_scale, target_aspect=m.target_aspect,
-                                    context_scale=m.context_scale, min_keep=m.min_keep,
-                                    allow_overlap=m.allow_overlap, generator=g)
+    g = torch.Generator().manual_seed(
+        stream_seed(run.cfg.train.seed, micro_step, _stream(run, 3)) % (1 << 62)
+    )
+    masks = sample_multiblock_masks(
+        run.context_encoder.grid,
+        batch_size,
+        n_targets=m.n_targets,
+        target_scale=m.target_scale,
+        target_aspect=m.target_aspect,
+        context_scale=m.context_scale,
+        min_keep=m.min_keep,
+        allow_overlap=m.allow_overlap,
+        generator=g,
+    )
     return masks.to(run.device)

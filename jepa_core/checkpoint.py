@@ -30,8 +30,17 @@ FORMAT = "jepa_core.checkpoint/v1"
 # What torch.load raises on a truncated, corrupt or foreign file. The weights-only unpickler,
 # reading garbage as opcodes, also raises KeyError (memo lookups), IndexError (stack pops) and
 # struct.error (short reads): seen when fuzzing with cut checkpoints and random bytes.
-_UNREADABLE = (RuntimeError, EOFError, OSError, ValueError, pickle.UnpicklingError, zipfile.BadZipFile,
-               KeyError, IndexError, struct.error)
+_UNREADABLE = (
+    RuntimeError,
+    EOFError,
+    OSError,
+    ValueError,
+    pickle.UnpicklingError,
+    zipfile.BadZipFile,
+    KeyError,
+    IndexError,
+    struct.error,
+)
 
 
 class CheckpointError(RuntimeError):
@@ -56,7 +65,9 @@ def save_checkpoint(path: str | os.PathLike, state: dict[str, Any]) -> Path:
     return path
 
 
-def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = "cpu") -> dict[str, Any]:
+def load_checkpoint(
+    path: str | os.PathLike, map_location: str | torch.device = "cpu"
+) -> dict[str, Any]:
     path = Path(path)
     if not path.exists():
         raise CheckpointError(f"checkpoint {str(path)!r} does not exist")
@@ -66,12 +77,14 @@ def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = 
         first_line = str(e).strip().splitlines()[0] if str(e).strip() else ""
         raise CheckpointError(
             f"checkpoint {str(path)!r} cannot be read ({type(e).__name__}: {first_line}): the file is truncated, "
-            f"corrupt or not a PyTorch file. Delete it to start afresh, or point at another.") from None
+            f"corrupt or not a PyTorch file. Delete it to start afresh, or point at another."
+        ) from None
     if not isinstance(state, dict) or state.get("format") != FORMAT:
         found = state.get("format") if isinstance(state, dict) else type(state).__name__
         raise CheckpointError(
             f"checkpoint {str(path)!r} is not a JEPA Workbook checkpoint (format {found!r}, "
-            f"expected {FORMAT!r})")
+            f"expected {FORMAT!r})"
+        )
     return state
 
 
@@ -79,23 +92,38 @@ _MODULES = ("context_encoder", "target_encoder", "predictor", "objective")
 _STATE_KEYS = ("config", "epoch", "step", *_MODULES, "optimizer", "history")
 
 
-def run_state(run: Run, epoch: int, step: int, history: list[dict], stopped: str | None = None) -> dict[str, Any]:
-    return {"config": run.cfg.to_dict(), "preset": run.cfg.preset, "epoch": epoch, "step": step,
-            **{name: getattr(run, name).state_dict() for name in _MODULES},
-            "optimizer": run.optimizer.state_dict(), "history": history, "stopped": stopped}
+def run_state(
+    run: Run, epoch: int, step: int, history: list[dict], stopped: str | None = None
+) -> dict[str, Any]:
+    return {
+        "config": run.cfg.to_dict(),
+        "preset": run.cfg.preset,
+        "epoch": epoch,
+        "step": step,
+        **{name: getattr(run, name).state_dict() for name in _MODULES},
+        "optimizer": run.optimizer.state_dict(),
+        "history": history,
+        "stopped": stopped,
+    }
 
 
-def saved_config(state: dict[str, Any], path: Path, overrides: dict[str, Any] | None = None) -> Config:
+def saved_config(
+    state: dict[str, Any], path: Path, overrides: dict[str, Any] | None = None
+) -> Config:
     """The config a checkpoint was written with; a CheckpointError if this version cannot use it."""
     missing = [key for key in _STATE_KEYS if key not in state]
     if missing:
-        raise CheckpointError(f"checkpoint {str(path)!r} lacks {', '.join(missing)}: it was not written by "
-                              "jepa_core.train (or by an incompatible version)")
+        raise CheckpointError(
+            f"checkpoint {str(path)!r} lacks {', '.join(missing)}: it was not written by "
+            "jepa_core.train (or by an incompatible version)"
+        )
     try:
         return load_config(state["config"] | {"preset": state.get("preset")}, overrides)
     except (KeyError, ValueError, TypeError) as e:
-        raise CheckpointError(f"checkpoint {str(path)!r} holds a config this version cannot read ({e}); "
-                              "start a new output_dir or use the version that wrote it") from None
+        raise CheckpointError(
+            f"checkpoint {str(path)!r} holds a config this version cannot read ({e}); "
+            "start a new output_dir or use the version that wrote it"
+        ) from None
 
 
 def load_modules(run: Run, state: dict[str, Any], path: Path) -> None:
@@ -104,8 +132,10 @@ def load_modules(run: Run, state: dict[str, Any], path: Path) -> None:
             getattr(run, name).load_state_dict(state[name])
         except RuntimeError as e:
             first = str(e).strip().splitlines()[0]
-            raise CheckpointError(f"checkpoint {str(path)!r}: its {name} does not fit the model its config "
-                                  f"builds ({first})") from None
+            raise CheckpointError(
+                f"checkpoint {str(path)!r}: its {name} does not fit the model its config "
+                f"builds ({first})"
+            ) from None
 
 
 # Keys that say where or how a run executes, not what it computes: a checkpoint resumes across them.
@@ -124,13 +154,17 @@ def resume_state(run: Run, path: Path) -> tuple[int, int, list[dict]]:
     state = load_checkpoint(path, map_location=run.device)
     saved = saved_config(state, path)
     if state.get("stopped"):
-        raise ValueError(f"train.resume: the run in {str(path.parent)!r} was stopped on purpose "
-                         f"({state['stopped']}); it would stop again. Load it with load_trained to inspect "
-                         "it, or start a new output_dir")
+        raise ValueError(
+            f"train.resume: the run in {str(path.parent)!r} was stopped on purpose "
+            f"({state['stopped']}); it would stop again. Load it with load_trained to inspect "
+            "it, or start a new output_dir"
+        )
     changes = config_changes(saved, run.cfg)
     if changes:
-        raise ValueError(f"train.resume: the checkpoint {str(path)!r} was written with a different config "
-                         f"({changes}); resume with the same config or start a new output_dir")
+        raise ValueError(
+            f"train.resume: the checkpoint {str(path)!r} was written with a different config "
+            f"({changes}); resume with the same config or start a new output_dir"
+        )
     load_modules(run, state, path)
     run.optimizer.load_state_dict(state["optimizer"])
     return int(state["epoch"]), int(state["step"]), list(state["history"])

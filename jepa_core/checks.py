@@ -13,7 +13,9 @@ from numbers import Integral
 def int_at_least(name: str, value: object, minimum: int) -> int:
     """``value`` as an int, or a TypeError / ValueError naming ``name`` and the bound."""
     if isinstance(value, bool) or not isinstance(value, Integral):
-        raise TypeError(f"{name} must be an int >= {minimum}, got {value!r} ({type(value).__name__})")
+        raise TypeError(
+            f"{name} must be an int >= {minimum}, got {value!r} ({type(value).__name__})"
+        )
     if value < minimum:
         raise ValueError(f"{name} must be an int >= {minimum}, got {value!r}")
     return int(value)

@@ -181,8 +181,9 @@ def default_config() -> Config:
     return Config()
 
 
-def load_config(source: str | Path | dict | Config | None = "ijepa",
-                overrides: dict[str, Any] | None = None) -> Config:
+def load_config(
+    source: str | Path | dict | Config | None = "ijepa", overrides: dict[str, Any] | None = None
+) -> Config:
     """Build a validated :class:`Config`.
 
     source: a preset name (``ijepa``, ``cjepa``, ``ijepa_ntxent``, ``hjepa``), a path to a
@@ -208,13 +209,19 @@ def load_config(source: str | Path | dict | Config | None = "ijepa",
                 raise FileNotFoundError(f"config file {str(path)!r} does not exist")
             data = yaml.safe_load(path.read_text()) or {}
             if not isinstance(data, dict):
-                raise ValueError(f"config file {str(path)!r} must hold a mapping, got {type(data).__name__}")
+                raise ValueError(
+                    f"config file {str(path)!r} must hold a mapping, got {type(data).__name__}"
+                )
             preset_name, flat = _from_mapping(data, f"config file {str(path)!r}")
         else:
-            raise ValueError(f"unknown config {text!r}: give a preset name "
-                             f"({', '.join(PRESETS)}), a YAML path or a dict")
+            raise ValueError(
+                f"unknown config {text!r}: give a preset name "
+                f"({', '.join(PRESETS)}), a YAML path or a dict"
+            )
     else:
-        raise TypeError(f"config source must be a preset name, path, dict or Config, got {type(source).__name__}")
+        raise TypeError(
+            f"config source must be a preset name, path, dict or Config, got {type(source).__name__}"
+        )
 
     merged: dict[str, Any] = {}
     if preset_name is not None:
@@ -224,7 +231,9 @@ def load_config(source: str | Path | dict | Config | None = "ijepa",
     merged.update({k: v for k, v in flat.items() if k != "preset"})
     for key, value in (overrides or {}).items():
         if not isinstance(key, str):
-            raise TypeError(f"override keys must be dotted strings like 'train.epochs', got {key!r}")
+            raise TypeError(
+                f"override keys must be dotted strings like 'train.epochs', got {key!r}"
+            )
         if key == "preset":
             raise ValueError("'preset' cannot be overridden: pass it as the config source instead")
         merged[key] = value
@@ -262,11 +271,13 @@ def parse_overrides(pairs: list[str] | None) -> dict[str, Any]:
     return out
 
 
-
 def config_diff(a: Config, b: Config, ignore: tuple[str, ...] = ()) -> dict[str, tuple[Any, Any]]:
     fa, fb = a.flat(), b.flat()
-    return {k: (fa.get(k), fb.get(k)) for k in sorted(set(fa) | set(fb))
-            if k not in ignore and k != "preset" and fa.get(k) != fb.get(k)}
+    return {
+        k: (fa.get(k), fb.get(k))
+        for k in sorted(set(fa) | set(fb))
+        if k not in ignore and k != "preset" and fa.get(k) != fb.get(k)
+    }
 
 
 # ---------------------------------------------------------------------------------------------
@@ -283,8 +294,10 @@ def _from_mapping(data: dict, where: str) -> tuple[str | None, dict[str, Any]]:
             flat[str(key)] = value
         else:
             sections = [f.name for f in dataclasses.fields(Config) if f.name != "preset"]
-            raise ValueError(f"{where}: top-level key {key!r} must be a section mapping "
-                             f"(one of {', '.join(sections)}) or 'preset'")
+            raise ValueError(
+                f"{where}: top-level key {key!r} must be a section mapping "
+                f"(one of {', '.join(sections)}) or 'preset'"
+            )
     return preset, flat
 
 
@@ -312,4 +325,3 @@ def _unknown_key_message(key: str, valid: list[str]) -> str:
 
 def _field_types(cls: type) -> dict[str, Any]:
     return typing.get_type_hints(cls)
-

@@ -44,7 +44,9 @@ def coerce_value(key: str, value: Any, hint: Any) -> Any:
                 return coerce_value(key, value, a)
             except (TypeError, ValueError) as e:
                 errors.append(str(e))
-        raise ValueError(errors[0] if len(errors) == 1 else f"{key}: {value!r} matches none of {hint}")
+        raise ValueError(
+            errors[0] if len(errors) == 1 else f"{key}: {value!r} matches none of {hint}"
+        )
     if origin is Literal:
         if value not in args:
             raise ValueError(f"{key} must be one of {', '.join(map(repr, args))}; got {value!r}")
@@ -59,7 +61,9 @@ def coerce_value(key: str, value: Any, hint: Any) -> Any:
                 raise ValueError(f"{key} must not be empty")
             return tuple(coerce_value(key, v, args[0]) for v in value)
         if len(value) != len(args):
-            raise ValueError(f"{key} must have {len(args)} values like {_example(args)}; got {value!r}")
+            raise ValueError(
+                f"{key} must have {len(args)} values like {_example(args)}; got {value!r}"
+            )
         return tuple(coerce_value(key, v, a) for v, a in zip(value, args, strict=True))
     if hint is bool:
         if isinstance(value, bool):
@@ -113,23 +117,50 @@ def check_ranges(cfg: Config, explicitly_set: set[str]) -> None:
 
     def unit_range(key: str, pair: tuple[float, float]) -> None:
         lo, hi = pair
-        need(0 < lo <= 1 and 0 < hi <= 1 and lo <= hi, key, list(pair), "a range [low, high] with 0 < low <= high <= 1")
+        need(
+            0 < lo <= 1 and 0 < hi <= 1 and lo <= hi,
+            key,
+            list(pair),
+            "a range [low, high] with 0 < low <= high <= 1",
+        )
 
-    m, o, t, e, ev, mo, d = cfg.masks, cfg.optim, cfg.train, cfg.ema, cfg.eval, cfg.monitor, cfg.data
+    m, o, t, e, ev, mo, d = (
+        cfg.masks,
+        cfg.optim,
+        cfg.train,
+        cfg.ema,
+        cfg.eval,
+        cfg.monitor,
+        cfg.data,
+    )
     unit_range("masks.target_scale", m.target_scale)
     unit_range("masks.context_scale", m.context_scale)
     lo, hi = m.target_aspect
-    need(0 < lo <= hi, "masks.target_aspect", list(m.target_aspect), "a range [low, high] with 0 < low <= high")
+    need(
+        0 < lo <= hi,
+        "masks.target_aspect",
+        list(m.target_aspect),
+        "a range [low, high] with 0 < low <= high",
+    )
     need(m.n_targets >= 1, "masks.n_targets", m.n_targets, ">= 1")
     need(m.min_keep >= 1, "masks.min_keep", m.min_keep, ">= 1")
     need(cfg.model.patch_size >= 1, "model.patch_size", cfg.model.patch_size, ">= 1")
-    need(0 <= cfg.model.drop_path_rate < 1, "model.drop_path_rate", cfg.model.drop_path_rate, "in [0, 1)")
+    need(
+        0 <= cfg.model.drop_path_rate < 1,
+        "model.drop_path_rate",
+        cfg.model.drop_path_rate,
+        "in [0, 1)",
+    )
     for key in ("start", "end"):
         v = getattr(e, key)
         need(0.0 <= v <= 1.0, f"ema.{key}", v, "in [0, 1]")
     if e.kind == "constant" and "ema.end" in explicitly_set:
-        need(e.end == e.start, "ema.end", e.end,
-             f"left unset or equal to ema.start ({e.start}): a constant schedule has no end")
+        need(
+            e.end == e.start,
+            "ema.end",
+            e.end,
+            f"left unset or equal to ema.start ({e.start}): a constant schedule has no end",
+        )
     for key in ("lr", "start_lr", "final_lr"):
         v = getattr(o, key)
         need(v >= 0 and math.isfinite(v), f"optim.{key}", v, ">= 0")
@@ -141,23 +172,40 @@ def check_ranges(cfg: Config, explicitly_set: set[str]) -> None:
     need(t.epochs >= 1, "train.epochs", t.epochs, ">= 1")
     need(t.batch_size >= 2, "train.batch_size", t.batch_size, ">= 2")
     need(t.accumulate >= 1, "train.accumulate", t.accumulate, ">= 1")
-    need(t.batch_size % t.accumulate == 0 and t.batch_size // t.accumulate >= 2, "train.accumulate",
-         t.accumulate, f"a divisor of train.batch_size ({t.batch_size}) leaving micro-batches of >= 2")
+    need(
+        t.batch_size % t.accumulate == 0 and t.batch_size // t.accumulate >= 2,
+        "train.accumulate",
+        t.accumulate,
+        f"a divisor of train.batch_size ({t.batch_size}) leaving micro-batches of >= 2",
+    )
     need(t.log_every >= 0, "train.log_every", t.log_every, ">= 0")
     need(t.seed >= 0, "train.seed", t.seed, ">= 0")
     dev = t.device
-    need(dev in ("auto", "cpu", "cuda", "mps") or dev.startswith("cuda:"), "train.device", dev,
-         "one of auto, cpu, cuda, cuda:N, mps")
+    need(
+        dev in ("auto", "cpu", "cuda", "mps") or dev.startswith("cuda:"),
+        "train.device",
+        dev,
+        "one of auto, cpu, cuda, cuda:N, mps",
+    )
     need(ev.every >= 0, "eval.every", ev.every, ">= 0")
     need(ev.k >= 1, "eval.k", ev.k, ">= 1")
     need(ev.temperature > 0, "eval.temperature", ev.temperature, "> 0")
-    need(ev.train_samples is None or ev.train_samples >= ev.k, "eval.train_samples", ev.train_samples,
-         f">= eval.k ({ev.k}) or null")
+    need(
+        ev.train_samples is None or ev.train_samples >= ev.k,
+        "eval.train_samples",
+        ev.train_samples,
+        f">= eval.k ({ev.k}) or null",
+    )
     need(mo.samples >= 2, "monitor.samples", mo.samples, ">= 2")
     need(mo.alarm_std_mean >= 0, "monitor.alarm_std_mean", mo.alarm_std_mean, ">= 0")
     need(mo.alarm_rankme >= 0, "monitor.alarm_rankme", mo.alarm_rankme, ">= 0")
     need(d.image_size is None or d.image_size >= 1, "data.image_size", d.image_size, ">= 1 or null")
-    need(d.train_samples is None or d.train_samples >= 2, "data.train_samples", d.train_samples, ">= 2 or null")
+    need(
+        d.train_samples is None or d.train_samples >= 2,
+        "data.train_samples",
+        d.train_samples,
+        ">= 2 or null",
+    )
     need(d.num_workers >= 0, "data.num_workers", d.num_workers, ">= 0")
     if d.crop_scale is not None:
         unit_range("data.crop_scale", d.crop_scale)
@@ -169,14 +217,18 @@ def apply_method_terms(cfg: Config, explicitly_set: set[str]) -> None:
     """Fill the chosen method's term defaults; refuse terms the method does not use."""
     loss = cfg.loss
     uses = METHOD_TERMS[loss.method]
-    unused = [name for name in METHOD_SPECIFIC if name not in uses and getattr(loss, name) is not None]
+    unused = [
+        name for name in METHOD_SPECIFIC if name not in uses and getattr(loss, name) is not None
+    ]
     if unused:
         parts = []
         for name in unused:
             users = ", ".join(m for m, terms in METHOD_TERMS.items() if name in terms)
             parts.append(f"loss.{name}={getattr(loss, name)!r} (used by {users})")
-        raise ValueError(f"loss.method={loss.method!r} does not use {'; '.join(parts)}: "
-                         "remove these keys or choose the method that uses them")
+        raise ValueError(
+            f"loss.method={loss.method!r} does not use {'; '.join(parts)}: "
+            "remove these keys or choose the method that uses them"
+        )
     for name in uses:
         if getattr(loss, name) is None:
             setattr(loss, name, uses[name])
@@ -192,4 +244,6 @@ def apply_method_terms(cfg: Config, explicitly_set: set[str]) -> None:
             raise ValueError(f"loss.ntxent_temperature must be > 0; got {loss.ntxent_temperature}")
     if loss.method == "hjepa":
         if any(w < 0 for w in loss.level_weights) or sum(loss.level_weights) <= 0:
-            raise ValueError(f"loss.level_weights must be >= 0 with a positive sum; got {list(loss.level_weights)}")
+            raise ValueError(
+                f"loss.level_weights must be >= 0 with a positive sum; got {list(loss.level_weights)}"
+            )

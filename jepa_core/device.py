@@ -7,7 +7,9 @@ import contextlib
 import torch
 
 
-def resolve_device(name: str, key: str = "train.device", local_rank: int | None = None) -> torch.device:
+def resolve_device(
+    name: str, key: str = "train.device", local_rank: int | None = None
+) -> torch.device:
     """``auto`` -> cuda when available, else cpu; a device that is not here is an error naming
     ``key``. Under torchrun (``local_rank`` given) each process takes ``cuda:<local_rank>``."""
     if name == "auto":

@@ -49,7 +49,9 @@ def _env_int(name: str, default: int) -> int:
     try:
         return int(value)
     except ValueError:
-        raise ValueError(f"environment variable {name}={value!r} must be an integer (torchrun sets it)") from None
+        raise ValueError(
+            f"environment variable {name}={value!r} must be an integer (torchrun sets it)"
+        ) from None
 
 
 def setup(device: str) -> DistContext:
@@ -67,10 +69,14 @@ def setup(device: str) -> DistContext:
         return DistContext(dist.get_rank(), dist.get_world_size(), local_rank, created_group=False)
     if use_cuda:
         if local_rank >= torch.cuda.device_count():
-            raise ValueError(f"LOCAL_RANK={local_rank} but this node has {torch.cuda.device_count()} GPUs: "
-                             "lower --nproc_per_node")
+            raise ValueError(
+                f"LOCAL_RANK={local_rank} but this node has {torch.cuda.device_count()} GPUs: "
+                "lower --nproc_per_node"
+            )
         torch.cuda.set_device(local_rank)
-    dist.init_process_group(backend="nccl" if use_cuda else "gloo", rank=rank, world_size=world_size)
+    dist.init_process_group(
+        backend="nccl" if use_cuda else "gloo", rank=rank, world_size=world_size
+    )
     return DistContext(rank, world_size, local_rank, created_group=True)
 
 
@@ -84,7 +90,9 @@ def barrier(ctx: DistContext) -> None:
         dist.barrier()
 
 
-def mean_over_ranks(ctx: DistContext, values: dict[str, float], device: torch.device) -> dict[str, float]:
+def mean_over_ranks(
+    ctx: DistContext, values: dict[str, float], device: torch.device
+) -> dict[str, float]:
     """The mean of each value over all ranks (identical on every rank afterwards)."""
     if not ctx.enabled or not values:
         return values

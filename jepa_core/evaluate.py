@@ -154,7 +154,6 @@ def _check_labels(name: str, y: torch.Tensor, rows: int, rows_name: str) -> torc
     return y
 
 
-
 def knn_predict(
     train_x: torch.Tensor | np.ndarray,
     train_y: torch.Tensor | np.ndarray,

@@ -101,8 +101,9 @@ def apply_masks(tokens: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
 
 def indices_to_map(indices: torch.Tensor, num_patches: int) -> torch.Tensor:
     """Scatter patch indices [..., K] into a boolean map [..., num_patches]."""
-    patch_map = torch.zeros(*indices.shape[:-1], num_patches, dtype=torch.bool,
-                            device=indices.device)
+    patch_map = torch.zeros(
+        *indices.shape[:-1], num_patches, dtype=torch.bool, device=indices.device
+    )
     return patch_map.scatter_(-1, indices, True)
 
 
@@ -123,7 +124,6 @@ def indices_cut_to_shortest(maps: torch.Tensor) -> torch.Tensor:
 # ---------------------------------------------------------------- argument checking
 
 
-
 def _as_grid(grid: Any) -> Grid:
     if isinstance(grid, Integral) and not isinstance(grid, bool):
         grid = (grid, grid)
@@ -134,10 +134,15 @@ def _as_grid(grid: Any) -> Grid:
 
 def _as_range(name: str, value: Any, *, scale: bool) -> tuple[float, float]:
     accepted = "0 < low <= high <= 1" if scale else "0 < low <= high (finite)"
-    if (not isinstance(value, Sequence) or isinstance(value, str) or len(value) != 2
-            or not all(isinstance(v, Real) and not isinstance(v, bool) for v in value)):
-        raise TypeError(f"{name} must be a pair (low, high) of numbers with {accepted}, "
-                        f"got {value!r}")
+    if (
+        not isinstance(value, Sequence)
+        or isinstance(value, str)
+        or len(value) != 2
+        or not all(isinstance(v, Real) and not isinstance(v, bool) for v in value)
+    ):
+        raise TypeError(
+            f"{name} must be a pair (low, high) of numbers with {accepted}, got {value!r}"
+        )
     low, high = float(value[0]), float(value[1])
     in_range = 0 < low <= high and (high <= 1 if scale else math.isfinite(high))
     if not in_range:  # also rejects NaN
@@ -151,16 +156,24 @@ def _check_generator(generator: Any) -> torch.Generator:
         seed = int(torch.randint(0, 2**62, (1,)).item())
         return torch.Generator().manual_seed(seed)
     if not isinstance(generator, torch.Generator):
-        raise TypeError(f"generator must be a torch.Generator or None, got "
-                        f"{type(generator).__name__}")
+        raise TypeError(
+            f"generator must be a torch.Generator or None, got {type(generator).__name__}"
+        )
     if generator.device.type != "cpu":
         raise ValueError(f"generator must be a CPU torch.Generator, got device {generator.device}")
     return generator
 
 
-def _check_multiblock_args(grid: Any, batch_size: Any, n_targets: Any, target_scale: Any,
-                           target_aspect: Any, context_scale: Any, min_keep: Any,
-                           allow_overlap: Any) -> dict[str, Any]:
+def _check_multiblock_args(
+    grid: Any,
+    batch_size: Any,
+    n_targets: Any,
+    target_scale: Any,
+    target_aspect: Any,
+    context_scale: Any,
+    min_keep: Any,
+    allow_overlap: Any,
+) -> dict[str, Any]:
     height, width = _as_grid(grid)
     args = {
         "grid": (height, width),
@@ -176,22 +189,27 @@ def _check_multiblock_args(grid: Any, batch_size: Any, n_targets: Any, target_sc
     args["allow_overlap"] = allow_overlap
     num_patches, min_keep = height * width, args["min_keep"]
     if num_patches < min_keep:
-        raise ValueError(f"min_keep={min_keep} is more than the {height}x{width} grid's "
-                         f"{num_patches} patches; lower min_keep or use a finer grid")
+        raise ValueError(
+            f"min_keep={min_keep} is more than the {height}x{width} grid's "
+            f"{num_patches} patches; lower min_keep or use a finer grid"
+        )
     smallest = int(num_patches * args["context_scale"][0])
     if smallest < min_keep:
-        raise ValueError(f"min_keep={min_keep}: the smallest block of context_scale="
-                         f"{args['context_scale']} on the {height}x{width} grid holds only "
-                         f"int({num_patches} * {args['context_scale'][0]}) = {smallest} patches; "
-                         f"lower min_keep or raise context_scale")
+        raise ValueError(
+            f"min_keep={min_keep}: the smallest block of context_scale="
+            f"{args['context_scale']} on the {height}x{width} grid holds only "
+            f"int({num_patches} * {args['context_scale'][0]}) = {smallest} patches; "
+            f"lower min_keep or raise context_scale"
+        )
     return args
 
 
 # ---------------------------------------------------------------- sampling
 
 
-def _block_size(r: float, scale: tuple[float, float], aspect: tuple[float, float],
-                grid: Grid) -> tuple[int, int]:
+def _block_size(
+    r: float, scale: tuple[float, float], aspect: tuple[float, float], grid: Grid
+) -> tuple[int, int]:
     """Official block-size formula; h, w clamped to 1..H and 1..W (see module docstring)."""
     height, width = grid
     max_keep = int(height * width * (scale[0] + r * (scale[1] - scale[0])))
@@ -201,8 +219,9 @@ def _block_size(r: float, scale: tuple[float, float], aspect: tuple[float, float
     return min(max(h, 1), height), min(max(w, 1), width)
 
 
-def _random_blocks(shape: tuple[int, ...], size: tuple[int, int], grid: Grid,
-                   generator: torch.Generator) -> torch.Tensor:
+def _random_blocks(
+    shape: tuple[int, ...], size: tuple[int, int], grid: Grid, generator: torch.Generator
+) -> torch.Tensor:
     """BoolTensor [*shape, H, W] of h x w blocks with corners uniform over all valid positions."""
     (h, w), (height, width) = size, grid
     tops = torch.randint(0, height - h + 1, (*shape, 1), generator=generator)
@@ -213,12 +232,18 @@ def _random_blocks(shape: tuple[int, ...], size: tuple[int, int], grid: Grid,
     return in_rows[..., :, None] & in_cols[..., None, :]
 
 
-def sample_multiblock_masks(grid: int | tuple[int, int], batch_size: int, *, n_targets: int = 4,
-                            target_scale: tuple[float, float] = (0.15, 0.2),
-                            target_aspect: tuple[float, float] = (0.75, 1.5),
-                            context_scale: tuple[float, float] = (0.85, 1.0), min_keep: int = 4,
-                            allow_overlap: bool = False,
-                            generator: torch.Generator | None = None) -> MultiBlockMasks:
+def sample_multiblock_masks(
+    grid: int | tuple[int, int],
+    batch_size: int,
+    *,
+    n_targets: int = 4,
+    target_scale: tuple[float, float] = (0.15, 0.2),
+    target_aspect: tuple[float, float] = (0.75, 1.5),
+    context_scale: tuple[float, float] = (0.85, 1.0),
+    min_keep: int = 4,
+    allow_overlap: bool = False,
+    generator: torch.Generator | None = None,
+) -> MultiBlockMasks:
     """I-JEPA multi-block masks for a batch (see the module docstring for the formulas).
 
     Per batch: one target block size (h, w) and one context block size (aspect 1). Per image:
@@ -231,8 +256,16 @@ def sample_multiblock_masks(grid: int | tuple[int, int], batch_size: int, *, n_t
     positions; after 50 rounds ValueError says the sizes are impossible for the grid. All
     randomness comes from ``generator`` (None: a fresh one seeded from torch's global RNG).
     """
-    args = _check_multiblock_args(grid, batch_size, n_targets, target_scale, target_aspect,
-                                  context_scale, min_keep, allow_overlap)
+    args = _check_multiblock_args(
+        grid,
+        batch_size,
+        n_targets,
+        target_scale,
+        target_aspect,
+        context_scale,
+        min_keep,
+        allow_overlap,
+    )
     generator = _check_generator(generator)
     grid = args["grid"]
     height, width = grid
@@ -246,10 +279,14 @@ def sample_multiblock_masks(grid: int | tuple[int, int], batch_size: int, *, n_t
     pending = torch.arange(batch_size)  # images still without a valid context
     for round_ in range(MAX_ROUNDS):
         if round_ > 0:  # relax: move this image's targets, keep the no-overlap guarantee
-            targets[pending] = _random_blocks((len(pending), n_targets), target_size, grid,
-                                              generator)
-        allowed = (torch.ones(len(pending), height, width, dtype=torch.bool) if allow_overlap
-                   else ~targets[pending].any(dim=1))
+            targets[pending] = _random_blocks(
+                (len(pending), n_targets), target_size, grid, generator
+            )
+        allowed = (
+            torch.ones(len(pending), height, width, dtype=torch.bool)
+            if allow_overlap
+            else ~targets[pending].any(dim=1)
+        )
         for _ in range(CONTEXT_TRIES):
             candidate = _random_blocks((len(pending),), context_size, grid, generator) & allowed
             valid = candidate.sum(dim=(-2, -1)) >= min_keep
@@ -271,10 +308,15 @@ def sample_multiblock_masks(grid: int | tuple[int, int], batch_size: int, *, n_t
     )
 
 
-def sample_random_masks(grid: int | tuple[int, int], batch_size: int, *, n_targets: int = 4,
-                        target_scale: tuple[float, float] = (0.15, 0.2),
-                        context_scale: tuple[float, float] = (0.85, 1.0),
-                        generator: torch.Generator | None = None) -> MultiBlockMasks:
+def sample_random_masks(
+    grid: int | tuple[int, int],
+    batch_size: int,
+    *,
+    n_targets: int = 4,
+    target_scale: tuple[float, float] = (0.15, 0.2),
+    context_scale: tuple[float, float] = (0.85, 1.0),
+    generator: torch.Generator | None = None,
+) -> MultiBlockMasks:
     """Random-patch masks with the shapes of :func:`sample_multiblock_masks`, for contrast.
 
     Per batch: r_t, r_c ~ U(0, 1); every target holds ``int(H*W*scale_t)`` patches chosen
@@ -285,8 +327,9 @@ def sample_random_masks(grid: int | tuple[int, int], batch_size: int, *, n_targe
     A context can never be empty: an image whose targets cover the grid re-draws them
     (50 rounds, then ValueError).
     """
-    args = _check_multiblock_args(grid, batch_size, n_targets, target_scale, (1.0, 1.0),
-                                  context_scale, 1, False)
+    args = _check_multiblock_args(
+        grid, batch_size, n_targets, target_scale, (1.0, 1.0), context_scale, 1, False
+    )
     generator = _check_generator(generator)
     grid = args["grid"]
     num_patches = grid[0] * grid[1]
@@ -307,8 +350,10 @@ def sample_random_masks(grid: int | tuple[int, int], batch_size: int, *, n_targe
             break
         targets[covered] = random_subsets((int(covered.sum()), n_targets))
     else:
-        raise ValueError(f"target_scale={args['target_scale']} x n_targets={n_targets} covers "
-                         f"the whole {grid[0]}x{grid[1]} grid; lower target_scale or n_targets")
+        raise ValueError(
+            f"target_scale={args['target_scale']} x n_targets={n_targets} covers "
+            f"the whole {grid[0]}x{grid[1]} grid; lower target_scale or n_targets"
+        )
 
     free = ~targets.any(dim=1)
     context_count = (free.sum(-1) * context_share).long().clamp(min=1)
@@ -316,14 +361,23 @@ def sample_random_masks(grid: int | tuple[int, int], batch_size: int, *, n_targe
     scores = torch.rand(batch_size, num_patches, generator=generator) + (~free).float() * 2
     ranks = scores.argsort(-1).argsort(-1)
     context = ranks < context_count[:, None]
-    return MultiBlockMasks(context=indices_cut_to_shortest(context),
-                           targets=indices_cut_to_shortest(targets), grid=grid)
+    return MultiBlockMasks(
+        context=indices_cut_to_shortest(context),
+        targets=indices_cut_to_shortest(targets),
+        grid=grid,
+    )
 
 
 # ---------------------------------------------------------------- DataLoader collator
 
-_COLLATOR_KWARGS = ("n_targets", "target_scale", "target_aspect", "context_scale", "min_keep",
-                    "allow_overlap")
+_COLLATOR_KWARGS = (
+    "n_targets",
+    "target_scale",
+    "target_aspect",
+    "context_scale",
+    "min_keep",
+    "allow_overlap",
+)
 
 
 class MultiBlockMaskCollator:
@@ -339,12 +393,20 @@ class MultiBlockMaskCollator:
     def __init__(self, grid: int | tuple[int, int], *, seed: int = 0, **mask_kwargs: Any) -> None:
         unknown = sorted(set(mask_kwargs) - set(_COLLATOR_KWARGS))
         if unknown:
-            raise TypeError(f"MultiBlockMaskCollator got unknown mask arguments {unknown}; "
-                            f"accepted: {list(_COLLATOR_KWARGS)} (the generator is its own)")
+            raise TypeError(
+                f"MultiBlockMaskCollator got unknown mask arguments {unknown}; "
+                f"accepted: {list(_COLLATOR_KWARGS)} (the generator is its own)"
+            )
         self.seed = int_at_least("seed", seed, 0)
         self.mask_kwargs = dict(mask_kwargs)
-        defaults = {"n_targets": 4, "target_scale": (0.15, 0.2), "target_aspect": (0.75, 1.5),
-                    "context_scale": (0.85, 1.0), "min_keep": 4, "allow_overlap": False}
+        defaults = {
+            "n_targets": 4,
+            "target_scale": (0.15, 0.2),
+            "target_aspect": (0.75, 1.5),
+            "context_scale": (0.85, 1.0),
+            "min_keep": 4,
+            "allow_overlap": False,
+        }
         self.grid = _check_multiblock_args(grid, 1, **{**defaults, **mask_kwargs})["grid"]
         self._step = multiprocessing.Value("i", 0)
 
@@ -358,8 +420,10 @@ class MultiBlockMaskCollator:
             raise ValueError("batch must hold at least one sample, got an empty batch")
         for sample in batch:
             if not isinstance(sample, Sequence) or len(sample) != 2:
-                raise ValueError(f"each sample must be (image, label) or "
-                                 f"((view_a, view_b), label), got {type(sample).__name__}")
+                raise ValueError(
+                    f"each sample must be (image, label) or "
+                    f"((view_a, view_b), label), got {type(sample).__name__}"
+                )
         images, labels = default_collate(batch)
         if isinstance(images, list):
             images = tuple(images)
@@ -367,6 +431,7 @@ class MultiBlockMaskCollator:
             step = self._step.value
             self._step.value += 1
         generator = torch.Generator().manual_seed(self.seed + step)
-        masks = sample_multiblock_masks(self.grid, len(batch), generator=generator,
-                                        **self.mask_kwargs)
+        masks = sample_multiblock_masks(
+            self.grid, len(batch), generator=generator, **self.mask_kwargs
+        )
         return images, labels, masks

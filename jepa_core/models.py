@@ -58,7 +58,6 @@ MODEL_PRESETS: dict[str, dict[str, int]] = {
 }
 
 
-
 def _as_hw(name: str, value: object) -> tuple[int, int]:
     """An int (square) or a pair of ints -> (H, W)."""
     if isinstance(value, int) and not isinstance(value, bool):
@@ -250,9 +249,15 @@ class Predictor(nn.Module):
     ) -> torch.Tensor:
         B, Nc, D = context_tokens.shape
         T, Nt = target_idx.shape[1:]
-        assert D == self.embed_dim, f"context_tokens last dim must be embed_dim={self.embed_dim}, got {D}"
-        assert context_idx.shape == (B, Nc), f"context_idx must be [B, Nc] = [{B}, {Nc}], got {tuple(context_idx.shape)}"
-        assert target_idx.shape[0] == B, f"target_idx must be [B={B}, T, Nt], got {tuple(target_idx.shape)}"
+        assert D == self.embed_dim, (
+            f"context_tokens last dim must be embed_dim={self.embed_dim}, got {D}"
+        )
+        assert context_idx.shape == (B, Nc), (
+            f"context_idx must be [B, Nc] = [{B}, {Nc}], got {tuple(context_idx.shape)}"
+        )
+        assert target_idx.shape[0] == B, (
+            f"target_idx must be [B={B}, T, Nt], got {tuple(target_idx.shape)}"
+        )
         context = self.embed(context_tokens) + self._positions(context_idx)  # [B, Nc, Dp]
         queries = self.mask_token + self._positions(target_idx.reshape(B, T * Nt))
         queries = queries.reshape(B, T, Nt, self.predictor_dim)

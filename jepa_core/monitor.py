@@ -119,7 +119,11 @@ def monitor_stats(run: Run) -> dict[str, float]:
             z = encoder(run.monitor_images).float().mean(dim=1)
         encoder.train(was_training)
         stats = embedding_stats(z)
-        keys = ("std_mean", "std_min", "rankme", "mean_cosine") if not prefix else ("std_mean", "rankme")
+        keys = (
+            ("std_mean", "std_min", "rankme", "mean_cosine")
+            if not prefix
+            else ("std_mean", "rankme")
+        )
         out.update({prefix + k: stats[k] for k in keys})
     return out
 
@@ -131,8 +135,18 @@ def knn_eval(run: Run) -> float:
     cfg = run.cfg
     encoder = run.target_encoder if cfg.eval.encoder == "target" else run.context_encoder
     kwargs = {"batch_size": 256, "shuffle": False, "num_workers": cfg.data.num_workers}
-    train_x, train_y = extract_features(encoder, DataLoader(run.eval_bank, **kwargs), pool=cfg.eval.pool)
-    test_x, test_y = extract_features(encoder, DataLoader(run.test_set, **kwargs), pool=cfg.eval.pool)
-    acc = knn_accuracy(train_x.to(run.device), train_y.to(run.device), test_x.to(run.device),
-                       test_y.to(run.device), k=cfg.eval.k, temperature=cfg.eval.temperature)
+    train_x, train_y = extract_features(
+        encoder, DataLoader(run.eval_bank, **kwargs), pool=cfg.eval.pool
+    )
+    test_x, test_y = extract_features(
+        encoder, DataLoader(run.test_set, **kwargs), pool=cfg.eval.pool
+    )
+    acc = knn_accuracy(
+        train_x.to(run.device),
+        train_y.to(run.device),
+        test_x.to(run.device),
+        test_y.to(run.device),
+        k=cfg.eval.k,
+        temperature=cfg.eval.temperature,
+    )
     return distributed.broadcast_float(run.dist, acc, run.device)

@@ -30,8 +30,14 @@ from .models import PixelHead, patchify
 TWO_VIEW_METHODS = ("cjepa", "ijepa_ntxent")
 
 
-def target_features(target_encoder: nn.Module, images: Tensor, target_idx: Tensor, *, levels: int = 1,
-                    layer_norm: bool = True) -> Tensor:
+def target_features(
+    target_encoder: nn.Module,
+    images: Tensor,
+    target_idx: Tensor,
+    *,
+    levels: int = 1,
+    layer_norm: bool = True,
+) -> Tensor:
     """What to predict: the target encoder on the full image, layer-normed over features
     (no affine, as the official code), gathered at the target blocks.
 
@@ -58,10 +64,18 @@ class Objective(nn.Module):
         self.views = 2 if cfg.method in TWO_VIEW_METHODS else 1
         self.levels = len(cfg.level_weights) if cfg.method == "hjepa" else 1
         self.patch_size = patch_size
-        self.pixel_head = PixelHead(embed_dim, patch_size, in_chans) if cfg.pixel_weight > 0 else None
+        self.pixel_head = (
+            PixelHead(embed_dim, patch_size, in_chans) if cfg.pixel_weight > 0 else None
+        )
 
-    def forward(self, preds: Tensor, targets: Tensor, views: tuple[Tensor, Tensor] | None, images: Tensor,
-                target_idx: Tensor) -> dict[str, Tensor]:
+    def forward(
+        self,
+        preds: Tensor,
+        targets: Tensor,
+        views: tuple[Tensor, Tensor] | None,
+        images: Tensor,
+        target_idx: Tensor,
+    ) -> dict[str, Tensor]:
         """preds [B, n_t, Nt, L*D]; targets [B, n_t, Nt, (L,) D]; views: the pooled online
         embeddings (z_a, z_b) of two-view methods, else None; images [B, C, H, W] (what the
         predictions are about, for the pixel auxiliary)."""
@@ -75,7 +89,9 @@ class Objective(nn.Module):
             jepa = preds.new_zeros(())
             # Level 0 is the deepest (the encoder output); weights follow loss.level_weights.
             for level, weight in enumerate(cfg.level_weights):
-                term = jepa_loss(preds[..., -1 - level, :], targets[..., -1 - level, :], kind=cfg.kind)
+                term = jepa_loss(
+                    preds[..., -1 - level, :], targets[..., -1 - level, :], kind=cfg.kind
+                )
                 terms[f"jepa_level{level}"] = term.detach()
                 jepa = jepa + weight * term
             terms["jepa"] = jepa
@@ -120,8 +136,9 @@ def jepa_inputs(objective: Objective, images: Tensor) -> Tensor:
     return images
 
 
-def two_view_embeddings(objective: Objective, context_encoder: nn.Module, images: Tensor,
-                        context: Tensor) -> tuple[Tensor, Tensor] | None:
+def two_view_embeddings(
+    objective: Objective, context_encoder: nn.Module, images: Tensor, context: Tensor
+) -> tuple[Tensor, Tensor] | None:
     """The online embeddings (z_a, z_b) a two-view method regularises, mean-pooled, with
     gradient: the context encoder on each whole view (``views_from="full_view"``) or the
     context tokens it already computed (``"masked_context"``). ``None`` for one-view methods."""

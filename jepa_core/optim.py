@@ -27,12 +27,15 @@ def param_groups(modules: Iterable[nn.Module]) -> list[dict]:
     return [{"params": decay}, {"params": no_decay, "weight_decay": 0.0, "wd_exclude": True}]
 
 
-def make_optimizer(modules: Iterable[nn.Module], lr: float, weight_decay: float) -> torch.optim.AdamW:
+def make_optimizer(
+    modules: Iterable[nn.Module], lr: float, weight_decay: float
+) -> torch.optim.AdamW:
     return torch.optim.AdamW(param_groups(modules), lr=lr, weight_decay=weight_decay)
 
 
-def warmup_cosine(step: int, *, warmup_steps: int, total_steps: int, start: float, peak: float,
-                  final: float) -> float:
+def warmup_cosine(
+    step: int, *, warmup_steps: int, total_steps: int, start: float, peak: float, final: float
+) -> float:
     """Linear warmup ``start -> peak`` over ``warmup_steps``, then cosine ``peak -> final``."""
     if step < warmup_steps:
         return start + (peak - start) * step / max(1, warmup_steps)

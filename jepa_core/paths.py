@@ -36,7 +36,11 @@ def results_dir(*parts: str) -> Path:
 
 def data_dir(*parts: str) -> Path:
     """``data/<parts...>``: the dataset cache (``JEPA_DATA_DIR`` overrides the root)."""
-    base = Path(os.environ["JEPA_DATA_DIR"]).expanduser() if os.environ.get("JEPA_DATA_DIR") else repo_root() / "data"
+    base = (
+        Path(os.environ["JEPA_DATA_DIR"]).expanduser()
+        if os.environ.get("JEPA_DATA_DIR")
+        else repo_root() / "data"
+    )
     return base.joinpath(*parts)
 
 

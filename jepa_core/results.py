@@ -40,8 +40,13 @@ def versions() -> dict[str, str]:
     import timm
     import torch
 
-    return {"python": sys.version.split()[0], "torch": torch.__version__, "timm": timm.__version__,
-            "numpy": numpy.__version__, "platform": platform.platform()}
+    return {
+        "python": sys.version.split()[0],
+        "torch": torch.__version__,
+        "timm": timm.__version__,
+        "numpy": numpy.__version__,
+        "platform": platform.platform(),
+    }
 
 
 def _jsonable(value: Any) -> Any:
@@ -60,14 +65,24 @@ def _jsonable(value: Any) -> Any:
     return str(value)
 
 
-def write_metrics(output_dir: str | Path, *, parameters: Mapping[str, Any], metrics: Mapping[str, Any],
-                  timings: Mapping[str, float] | None = None, name: str = "metrics.json") -> Path:
+def write_metrics(
+    output_dir: str | Path,
+    *,
+    parameters: Mapping[str, Any],
+    metrics: Mapping[str, Any],
+    timings: Mapping[str, float] | None = None,
+    name: str = "metrics.json",
+) -> Path:
     """Write ``{parameters, metrics, timings, versions, written_at}`` as JSON; return the path."""
     path = Path(output_dir) / name
     path.parent.mkdir(parents=True, exist_ok=True)
-    payload = {"parameters": _jsonable(parameters), "metrics": _jsonable(metrics),
-               "timings": _jsonable(timings or {}), "versions": versions(),
-               "written_at": datetime.now(UTC).isoformat(timespec="seconds")}
+    payload = {
+        "parameters": _jsonable(parameters),
+        "metrics": _jsonable(metrics),
+        "timings": _jsonable(timings or {}),
+        "versions": versions(),
+        "written_at": datetime.now(UTC).isoformat(timespec="seconds"),
+    }
     tmp = path.with_name(path.name + ".tmp")
     tmp.write_text(json.dumps(payload, indent=2, sort_keys=True) + "\n")
     tmp.replace(path)

@@ -99,8 +99,13 @@ def train_step(run: Run, micro_batches: Iterable[torch.Tensor], step: int) -> di
         with autocast(run.device):
             # 1. target forward: what to predict, under stop-gradient (the lab's switch aside)
             with torch.set_grad_enabled(not cfg.ema.stop_grad):
-                targets = target_features(run.target_encoder, x, masks.targets, levels=run.objective.levels,
-                                          layer_norm=cfg.loss.target_layer_norm)
+                targets = target_features(
+                    run.target_encoder,
+                    x,
+                    masks.targets,
+                    levels=run.objective.levels,
+                    layer_norm=cfg.loss.target_layer_norm,
+                )
             # 2. context forward: the student sees the kept context patches only
             context = run.context_encoder(x, keep=masks.context)
             # 3. predict the target blocks from the context and the targets' positions
@@ -131,26 +136,35 @@ def learning_rate(run: Run, step: int) -> float:
     """Linear warm-up to ``optim.lr``, then cosine to ``optim.final_lr`` (official I-JEPA)."""
     o, total = run.cfg.optim, run.total_steps
     warmup = int(round(o.warmup_epochs * run.steps_per_epoch))
-    return warmup_cosine(step, warmup_steps=warmup, total_steps=total, start=o.start_lr, peak=o.lr,
-                         final=o.final_lr)
+    return warmup_cosine(
+        step, warmup_steps=warmup, total_steps=total, start=o.start_lr, peak=o.lr, final=o.final_lr
+    )
 
 
 def weight_decay(run: Run, step: int) -> float:
     """Cosine from ``optim.weight_decay`` to ``optim.final_weight_decay`` (official I-JEPA)."""
     o = run.cfg.optim
-    return cosine_ramp(step, total_steps=run.total_steps, start=o.weight_decay, end=o.final_weight_decay)
+    return cosine_ramp(
+        step, total_steps=run.total_steps, start=o.weight_decay, end=o.final_weight_decay
+    )
 
 
 def _check_finite(terms: dict[str, torch.Tensor], step: int) -> None:
     bad = [name for name, value in terms.items() if not torch.isfinite(value).all()]
     if bad:
         name = next((n for n in bad if n != "loss"), "loss")
-        raise FloatingPointError(f"non-finite loss at step {step}: term {name!r} = {terms[name].item()}")
+        raise FloatingPointError(
+            f"non-finite loss at step {step}: term {name!r} = {terms[name].item()}"
+        )
 
 
 # --- the loop --------------------------------------------------------------------------------
-def train(config: Config | str | dict, callbacks: Sequence[Callable[[dict], None]] | None = None,
-          progress: bool = True, overrides: dict[str, Any] | None = None) -> TrainResult:
+def train(
+    config: Config | str | dict,
+    callbacks: Sequence[Callable[[dict], None]] | None = None,
+    progress: bool = True,
+    overrides: dict[str, Any] | None = None,
+) -> TrainResult:
     """Train the method a config describes; return its history, encoders and checkpoint path.
 
     config: a Config, a preset name, a YAML path or a dict (see ``load_config``).
@@ -168,12 +182,28 @@ def _train(run: Run, callbacks: list[Callable[[dict], None]], progress: bool) ->
     cfg, main = run.cfg, run.dist.is_main
     ckpt = run.output_dir / CHECKPOINT_NAME
     start_epoch, step, history = _start(run, ckpt)
-    bar = progress_bar(total=run.total_steps, initial=step, unit="step",
-                       desc=f"{cfg.loss.method} on {cfg.data.name}") if progress and main else None
+    bar = (
+        progress_bar(
+            total=run.total_steps,
+            initial=step,
+            unit="step",
+            desc=f"{cfg.loss.method} on {cfg.data.name}",
+        )
+        if progress and main
+        else None
+    )
     log = _Log(run, callbacks, history)
     if not history:
-        log.row(step=0, epoch=0, terms={"momentum": run.momentum(0), "lr": cfg.optim.start_lr,
-                                        "wd": cfg.optim.weight_decay}, evaluate=True)
+        log.row(
+            step=0,
+            epoch=0,
+            terms={
+                "momentum": run.momentum(0),
+                "lr": cfg.optim.start_lr,
+                "wd": cfg.optim.weight_decay,
+            },
+            evaluate=True,
+        )
     for epoch in range(start_epoch, cfg.train.epochs):
         seed_epoch(run, epoch)
         log.start_epoch()
@@ -182,8 +212,11 @@ def _train(run: Run, callbacks: list[Callable[[dict], None]], progress: bool) ->
             try:
                 terms = train_step(run, islice(batches, cfg.train.accumulate), step)
             except FloatingPointError as e:
-                where = f"the last good checkpoint is {str(ckpt)!r} (after epoch {epoch})" if epoch \
+                where = (
+                    f"the last good checkpoint is {str(ckpt)!r} (after epoch {epoch})"
+                    if epoch
                     else "no checkpoint was written yet"
+                )
                 raise FloatingPointError(f"{e} (epoch {epoch + 1}); {where}") from None
             step += 1
             log.add(terms)
@@ -193,13 +226,20 @@ def _train(run: Run, callbacks: list[Callable[[dict], None]], progress: bool) ->
             end = step % run.steps_per_epoch == 0
             if end or (cfg.train.log_every and step % cfg.train.log_every == 0):
                 last = epoch + 1 == cfg.train.epochs
-                log.row(step, step / run.steps_per_epoch, terms,
-                        evaluate=end and (last or (cfg.eval.every and (epoch + 1) % cfg.eval.every == 0)))
+                log.row(
+                    step,
+                    step / run.steps_per_epoch,
+                    terms,
+                    evaluate=end
+                    and (last or (cfg.eval.every and (epoch + 1) % cfg.eval.every == 0)),
+                )
                 if log.stopped:
                     break
         log.end_epoch()
         if main:  # a run stopped by the alarm keeps its last state too, marked stopped
-            save_checkpoint(ckpt, run_state(run, epoch + (not log.stopped), step, history, log.stopped))
+            save_checkpoint(
+                ckpt, run_state(run, epoch + (not log.stopped), step, history, log.stopped)
+            )
             pd.DataFrame(history).to_csv(run.output_dir / "history.csv", index=False)
         distributed.barrier(run.dist)
         if log.stopped:
@@ -219,8 +259,10 @@ def _start(run: Run, ckpt: Path) -> tuple[int, int, list[dict]]:
     if run.cfg.train.resume and ckpt.exists():
         return resume_state(run, ckpt)
     if ckpt.exists() and run.dist.is_main:
-        warnings.warn(f"{ckpt} exists and train.resume is false: starting afresh and overwriting it",
-                      stacklevel=4)
+        warnings.warn(
+            f"{ckpt} exists and train.resume is false: starting afresh and overwriting it",
+            stacklevel=4,
+        )
     return 0, 0, []
 
 
@@ -256,13 +298,21 @@ class _Log:
         run = self.run
         if step:
             self.seconds += time.perf_counter() - self.t0
-        means = distributed.mean_over_ranks(run.dist, {k: v / self.n for k, v in self.sums.items()},
-                                            run.device)
+        means = distributed.mean_over_ranks(
+            run.dist, {k: v / self.n for k, v in self.sums.items()}, run.device
+        )
         self.sums, self.n = {}, 0
         schedules = {k: terms[k] for k in _SCHEDULES}
-        row = {"epoch": epoch, "step": step, "images": step * run.cfg.train.batch_size, **means,
-               **schedules, **monitor_stats(run), "knn_acc": knn_eval(run) if evaluate else math.nan,
-               "seconds": self.seconds}
+        row = {
+            "epoch": epoch,
+            "step": step,
+            "images": step * run.cfg.train.batch_size,
+            **means,
+            **schedules,
+            **monitor_stats(run),
+            "knn_acc": knn_eval(run) if evaluate else math.nan,
+            "seconds": self.seconds,
+        }
         self.t0 = time.perf_counter()
         self.history.append(row)
         for callback in self.callbacks:
@@ -295,24 +345,39 @@ class _Log:
         if mon.on_collapse == "stop":
             self.stopped = message
             if main:
-                warnings.warn(message + "; stopping (monitor.on_collapse='stop')", CollapseWarning,
-                              stacklevel=5)
+                warnings.warn(
+                    message + "; stopping (monitor.on_collapse='stop')",
+                    CollapseWarning,
+                    stacklevel=5,
+                )
         elif not self.warned and main:
-            warnings.warn(message + " (monitor.on_collapse='warn' keeps going)", CollapseWarning,
-                          stacklevel=5)
+            warnings.warn(
+                message + " (monitor.on_collapse='warn' keeps going)", CollapseWarning, stacklevel=5
+            )
             self.warned = True
 
 
 def _finish(run: Run, ckpt: Path, history: list[dict], log: _Log) -> TrainResult:
     frame = pd.DataFrame(history)
-    result = TrainResult(history=frame, context_encoder=run.context_encoder, target_encoder=run.target_encoder,
-                         predictor=run.predictor, checkpoint_path=ckpt, output_dir=run.output_dir,
-                         config=run.cfg, stopped=log.stopped, seconds=log.seconds)
+    result = TrainResult(
+        history=frame,
+        context_encoder=run.context_encoder,
+        target_encoder=run.target_encoder,
+        predictor=run.predictor,
+        checkpoint_path=ckpt,
+        output_dir=run.output_dir,
+        config=run.cfg,
+        stopped=log.stopped,
+        seconds=log.seconds,
+    )
     if run.dist.is_main:
         frame.to_csv(run.output_dir / "history.csv", index=False)
-        write_metrics(run.output_dir, parameters=run.cfg.flat(),
-                      metrics={**result.final, "stopped": log.stopped, "world_size": run.dist.world_size},
-                      timings={"train_seconds": log.seconds})
+        write_metrics(
+            run.output_dir,
+            parameters=run.cfg.flat(),
+            metrics={**result.final, "stopped": log.stopped, "world_size": run.dist.world_size},
+            timings={"train_seconds": log.seconds},
+        )
     return result
 
 
@@ -328,18 +393,39 @@ def load_trained(checkpoint: str | Path, device: str = "cpu") -> TrainResult:
     load_modules(run, state, path)
     for module in (run.context_encoder, run.target_encoder, run.predictor):
         module.eval()
-    return TrainResult(history=pd.DataFrame(state["history"]), context_encoder=run.context_encoder,
-                       target_encoder=run.target_encoder, predictor=run.predictor, checkpoint_path=path,
-                       output_dir=path.parent, config=cfg, stopped=state.get("stopped"))
+    return TrainResult(
+        history=pd.DataFrame(state["history"]),
+        context_encoder=run.context_encoder,
+        target_encoder=run.target_encoder,
+        predictor=run.predictor,
+        checkpoint_path=path,
+        output_dir=path.parent,
+        config=cfg,
+        stopped=state.get("stopped"),
+    )
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m jepa_core.train", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--config", default="ijepa", help="a preset (ijepa, cjepa, ijepa_ntxent, hjepa) or a YAML path")
-    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-                        help="a dotted override, e.g. --set train.epochs=3 (repeatable)")
+    parser = argparse.ArgumentParser(
+        prog="python -m jepa_core.train", description=__doc__.split("\n\n")[0]
+    )
+    parser.add_argument(
+        "--config",
+        default="ijepa",
+        help="a preset (ijepa, cjepa, ijepa_ntxent, hjepa) or a YAML path",
+    )
+    parser.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="a dotted override, e.g. --set train.epochs=3 (repeatable)",
+    )
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
-    parser.add_argument("--print-config", action="store_true", help="print the resolved config and exit")
+    parser.add_argument(
+        "--print-config", action="store_true", help="print the resolved config and exit"
+    )
     args = parser.parse_args(argv)
     try:
         cfg = load_config(args.config, parse_overrides(args.overrides))
@@ -353,8 +439,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     if os.environ.get("RANK", "0") != "0":  # under torchrun, rank 0 reports
         return 0
     final = result.final
-    print(f"{cfg.loss.method} on {cfg.data.name}: knn_acc={final['knn_acc']:.4f} rankme={final['rankme']:.2f} "
-          f"std_mean={final['std_mean']:.4f} in {result.seconds:.0f}s")
+    print(
+        f"{cfg.loss.method} on {cfg.data.name}: knn_acc={final['knn_acc']:.4f} rankme={final['rankme']:.2f} "
+        f"std_mean={final['std_mean']:.4f} in {result.seconds:.0f}s"
+    )
     print(f"checkpoint: {result.checkpoint_path}\nhistory: {result.output_dir / 'history.csv'}")
     return 0
 

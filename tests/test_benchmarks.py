@@ -35,8 +35,20 @@ def test_knn_benchmark_times_both_sides_on_the_same_data(tmp_path):
 
 
 def test_throughput_benchmark_reports_images_per_second_per_method(tmp_path):
-    script("train_throughput").main(["--methods", "ijepa", "--batch-size", "32", "--warmup", "1", "--steps", "2",
-                                     "--output", str(tmp_path)])
+    script("train_throughput").main(
+        [
+            "--methods",
+            "ijepa",
+            "--batch-size",
+            "32",
+            "--warmup",
+            "1",
+            "--steps",
+            "2",
+            "--output",
+            str(tmp_path),
+        ]
+    )
     runs = json.loads((tmp_path / "train_throughput.json").read_text())["metrics"]["runs"]
     assert [(r["method"], r["size"], r["device"]) for r in runs] == [("ijepa", "cpu", "cpu")]
     assert runs[0]["images_per_second"] > 0 and runs[0]["image_size"] == 28
@@ -44,15 +56,32 @@ def test_throughput_benchmark_reports_images_per_second_per_method(tmp_path):
 
 @pytest.mark.filterwarnings("ignore::UserWarning")
 def test_real_data_table_compares_trained_initial_and_raw_pixels(tmp_path):
-    tiny = ["--set", "data.train_samples=64", "--set", "train.batch_size=32", "--set", "train.epochs=1",
-            "--set", "eval.train_samples=100", "--set", "monitor.samples=64"]
-    script("real_data").main(["--data", "mnist5k", "--methods", "ijepa", "--output", str(tmp_path), *tiny])
+    tiny = [
+        "--set",
+        "data.train_samples=64",
+        "--set",
+        "train.batch_size=32",
+        "--set",
+        "train.epochs=1",
+        "--set",
+        "eval.train_samples=100",
+        "--set",
+        "monitor.samples=64",
+    ]
+    script("real_data").main(
+        ["--data", "mnist5k", "--methods", "ijepa", "--output", str(tmp_path), *tiny]
+    )
     table = (tmp_path / "table.md").read_text()
     assert "| ijepa |" in table and "raw pixels" in table and "--set data.train_samples=64" in table
     m = json.loads((tmp_path / "metrics.json").read_text())["metrics"]
     assert 0 < m["runs"][0]["init_knn"] <= 1 and 0 < m["runs"][0]["trained_knn"] <= 1
     # flattened tokens keep the digit's layout: far above the mean-pooled score of the same encoder
     assert "| initial encoder, flattened tokens |" in table
-    assert m["init_knn_flatten"] > m["runs"][0]["init_knn"] and 0 < m["runs"][0]["trained_knn_flatten"] <= 1
-    assert m["raw_pixel_knn"] > 0.5  # pixels of 100 digits already classify the 1,000 test digits well
+    assert (
+        m["init_knn_flatten"] > m["runs"][0]["init_knn"]
+        and 0 < m["runs"][0]["trained_knn_flatten"] <= 1
+    )
+    assert (
+        m["raw_pixel_knn"] > 0.5
+    )  # pixels of 100 digits already classify the 1,000 test digits well
     assert (tmp_path / "ijepa" / "checkpoint.pt").exists()

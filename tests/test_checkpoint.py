@@ -16,9 +16,16 @@ from jepa_core.train import CHECKPOINT_NAME, load_trained, train
 
 
 def tiny(out: Path, **extra) -> dict:
-    return {"data.train_samples": 64, "train.batch_size": 32, "train.epochs": 1,
-            "eval.train_samples": 100, "monitor.samples": 64, "train.device": "cpu",
-            "train.output_dir": str(out), **extra}
+    return {
+        "data.train_samples": 64,
+        "train.batch_size": 32,
+        "train.epochs": 1,
+        "eval.train_samples": 100,
+        "monitor.samples": 64,
+        "train.device": "cpu",
+        "train.output_dir": str(out),
+        **extra,
+    }
 
 
 @pytest.fixture(scope="module")
@@ -40,7 +47,11 @@ def truncate_in_half(path: Path) -> None:
 
 
 def test_round_trip_keeps_the_state_and_tags_the_format(tmp_path):
-    state = {"epoch": 3, "weights": {"w": torch.arange(6.0).reshape(2, 3)}, "history": [{"loss": 0.5}]}
+    state = {
+        "epoch": 3,
+        "weights": {"w": torch.arange(6.0).reshape(2, 3)},
+        "history": [{"loss": 0.5}],
+    }
     path = save_checkpoint(tmp_path / "sub" / "ck.pt", state)
     loaded = load_checkpoint(path)
     assert loaded["format"] == checkpoint.FORMAT
@@ -105,8 +116,9 @@ def test_checkpoint_cut_anywhere_raises_checkpoint_error(real_run, tmp_path, kee
     assert str(path) in str(info.value)
 
 
-@pytest.mark.parametrize("content", [b"", b"hello world\n", b"epoch: 3\nloss: 0.5\n",
-                                     bytes(range(256)) * 4])
+@pytest.mark.parametrize(
+    "content", [b"", b"hello world\n", b"epoch: 3\nloss: 0.5\n", bytes(range(256)) * 4]
+)
 def test_foreign_bytes_raise_checkpoint_error_naming_the_file(tmp_path, content):
     path = tmp_path / "foreign.pt"
     path.write_bytes(content)
@@ -115,8 +127,11 @@ def test_foreign_bytes_raise_checkpoint_error_naming_the_file(tmp_path, content)
     assert str(path) in str(info.value)
 
 
-@pytest.mark.parametrize("obj", [torch.zeros(3), {"model": torch.zeros(3)}, [1, 2, 3]],
-                         ids=["tensor", "dict_without_format", "list"])
+@pytest.mark.parametrize(
+    "obj",
+    [torch.zeros(3), {"model": torch.zeros(3)}, [1, 2, 3]],
+    ids=["tensor", "dict_without_format", "list"],
+)
 def test_a_pytorch_file_that_is_not_a_workbook_checkpoint_raises_checkpoint_error(tmp_path, obj):
     path = tmp_path / "other.pt"
     torch.save(obj, path)

@@ -47,10 +47,16 @@ def test_vicreg_weight_under_pure_ijepa_is_an_error():
         load_config("ijepa", {"loss.vicreg_weight": 0.1})
 
 
-@pytest.mark.parametrize("key,value", [
-    ("loss.ntxent_weight", 0.1), ("loss.ntxent_temperature", 0.2), ("loss.level_weights", [1.0, 0.5]),
-    ("loss.vicreg_coeffs", [25, 25, 1]), ("loss.views_from", "masked_context"),
-])
+@pytest.mark.parametrize(
+    "key,value",
+    [
+        ("loss.ntxent_weight", 0.1),
+        ("loss.ntxent_temperature", 0.2),
+        ("loss.level_weights", [1.0, 0.5]),
+        ("loss.vicreg_coeffs", [25, 25, 1]),
+        ("loss.views_from", "masked_context"),
+    ],
+)
 def test_terms_of_other_methods_are_refused_under_ijepa(key, value):
     with pytest.raises(ValueError, match=key.replace(".", r"\.")):
         load_config("ijepa", {key: value})
@@ -63,7 +69,9 @@ def test_switching_method_away_from_a_preset_with_its_terms_is_refused():
 
 
 def test_unknown_key_names_the_closest_valid_key():
-    with pytest.raises(ValueError, match=r"unknown config key 'train\.epoch'.*did you mean 'train\.epochs'"):
+    with pytest.raises(
+        ValueError, match=r"unknown config key 'train\.epoch'.*did you mean 'train\.epochs'"
+    ):
         load_config("ijepa", {"train.epoch": 3})
     with pytest.raises(ValueError, match=r"did you mean 'masks\.target_scale'"):
         load_config("ijepa", {"mask.target_scale": [0.1, 0.2]})
@@ -75,8 +83,18 @@ def test_unknown_preset_lists_the_valid_ones():
 
 
 def test_overrides_from_the_command_line_are_typed():
-    cfg = load_config("ijepa", parse_overrides(["train.epochs=5", "optim.lr=1e-3", "masks.target_scale=[0.1, 0.3]",
-                                                "ema.stop_grad=false", "train.output_dir=null"]))
+    cfg = load_config(
+        "ijepa",
+        parse_overrides(
+            [
+                "train.epochs=5",
+                "optim.lr=1e-3",
+                "masks.target_scale=[0.1, 0.3]",
+                "ema.stop_grad=false",
+                "train.output_dir=null",
+            ]
+        ),
+    )
     assert cfg.train.epochs == 5 and isinstance(cfg.train.epochs, int)
     assert cfg.optim.lr == pytest.approx(1e-3)
     assert cfg.masks.target_scale == (0.1, 0.3)
@@ -86,9 +104,16 @@ def test_overrides_from_the_command_line_are_typed():
 
 def test_yaml_file_with_a_preset_base(tmp_path):
     path = tmp_path / "exp.yaml"
-    path.write_text(yaml.safe_dump({"preset": "cjepa", "train": {"epochs": 7}, "loss": {"vicreg_weight": 0.2}}))
+    path.write_text(
+        yaml.safe_dump({"preset": "cjepa", "train": {"epochs": 7}, "loss": {"vicreg_weight": 0.2}})
+    )
     cfg = load_config(path, {"train.seed": 3})
-    assert (cfg.loss.method, cfg.train.epochs, cfg.loss.vicreg_weight, cfg.train.seed) == ("cjepa", 7, 0.2, 3)
+    assert (cfg.loss.method, cfg.train.epochs, cfg.loss.vicreg_weight, cfg.train.seed) == (
+        "cjepa",
+        7,
+        0.2,
+        3,
+    )
 
 
 def test_config_round_trips_through_its_flat_form():
@@ -97,46 +122,52 @@ def test_config_round_trips_through_its_flat_form():
     assert again.flat() == cfg.flat()
 
 
-@pytest.mark.parametrize("overrides,culprit", [
-    ({"train.epochs": 0}, "train.epochs"),
-    ({"train.epochs": "three"}, "train.epochs"),
-    ({"train.epochs": 2.5}, "train.epochs"),
-    ({"train.batch_size": 1}, "train.batch_size"),
-    ({"train.accumulate": 3}, "train.accumulate"),
-    ({"train.device": "tpu"}, "train.device"),
-    ({"ema.start": 1.5}, "ema.start"),
-    ({"ema.end": -0.1}, "ema.end"),
-    ({"ema.kind": "exponential"}, "ema.kind"),
-    ({"ema.kind": "constant", "ema.start": 0.5, "ema.end": 0.9}, "ema.end"),
-    ({"ema.stop_grad": "maybe"}, "ema.stop_grad"),
-    ({"loss.kind": "l1"}, "loss.kind"),
-    ({"loss.method": "dino"}, "loss.method"),
-    ({"loss.pixel_weight": -1}, "loss.pixel_weight"),
-    ({"masks.target_scale": [0.3, 0.2]}, "masks.target_scale"),
-    ({"masks.target_scale": [0.0, 0.2]}, "masks.target_scale"),
-    ({"masks.target_scale": 0.2}, "masks.target_scale"),
-    ({"masks.context_scale": [0.85, 1.2]}, "masks.context_scale"),
-    ({"masks.target_aspect": [-1, 1.5]}, "masks.target_aspect"),
-    ({"masks.n_targets": 0}, "masks.n_targets"),
-    ({"masks.min_keep": 0}, "masks.min_keep"),
-    ({"optim.lr": 0}, "optim.lr"),
-    ({"optim.clip_grad": -1}, "optim.clip_grad"),
-    ({"eval.k": 0}, "eval.k"),
-    ({"eval.pool": "max"}, "eval.pool"),
-    ({"eval.encoder": "student"}, "eval.encoder"),
-    ({"monitor.on_collapse": "panic"}, "monitor.on_collapse"),
-    ({"data.image_size": 0}, "data.image_size"),
-    ({"data.crop_scale": [0.5]}, "data.crop_scale"),
-])
+@pytest.mark.parametrize(
+    "overrides,culprit",
+    [
+        ({"train.epochs": 0}, "train.epochs"),
+        ({"train.epochs": "three"}, "train.epochs"),
+        ({"train.epochs": 2.5}, "train.epochs"),
+        ({"train.batch_size": 1}, "train.batch_size"),
+        ({"train.accumulate": 3}, "train.accumulate"),
+        ({"train.device": "tpu"}, "train.device"),
+        ({"ema.start": 1.5}, "ema.start"),
+        ({"ema.end": -0.1}, "ema.end"),
+        ({"ema.kind": "exponential"}, "ema.kind"),
+        ({"ema.kind": "constant", "ema.start": 0.5, "ema.end": 0.9}, "ema.end"),
+        ({"ema.stop_grad": "maybe"}, "ema.stop_grad"),
+        ({"loss.kind": "l1"}, "loss.kind"),
+        ({"loss.method": "dino"}, "loss.method"),
+        ({"loss.pixel_weight": -1}, "loss.pixel_weight"),
+        ({"masks.target_scale": [0.3, 0.2]}, "masks.target_scale"),
+        ({"masks.target_scale": [0.0, 0.2]}, "masks.target_scale"),
+        ({"masks.target_scale": 0.2}, "masks.target_scale"),
+        ({"masks.context_scale": [0.85, 1.2]}, "masks.context_scale"),
+        ({"masks.target_aspect": [-1, 1.5]}, "masks.target_aspect"),
+        ({"masks.n_targets": 0}, "masks.n_targets"),
+        ({"masks.min_keep": 0}, "masks.min_keep"),
+        ({"optim.lr": 0}, "optim.lr"),
+        ({"optim.clip_grad": -1}, "optim.clip_grad"),
+        ({"eval.k": 0}, "eval.k"),
+        ({"eval.pool": "max"}, "eval.pool"),
+        ({"eval.encoder": "student"}, "eval.encoder"),
+        ({"monitor.on_collapse": "panic"}, "monitor.on_collapse"),
+        ({"data.image_size": 0}, "data.image_size"),
+        ({"data.crop_scale": [0.5]}, "data.crop_scale"),
+    ],
+)
 def test_bad_values_name_the_culprit(overrides, culprit):
     with pytest.raises(ValueError, match=culprit.replace(".", r"\.")):
         load_config("ijepa", overrides)
 
 
-@pytest.mark.parametrize("overrides,culprit", [
-    ({"loss.vicreg_weight": -0.1}, "loss.vicreg_weight"),
-    ({"loss.vicreg_coeffs": [25, 25]}, "loss.vicreg_coeffs"),
-])
+@pytest.mark.parametrize(
+    "overrides,culprit",
+    [
+        ({"loss.vicreg_weight": -0.1}, "loss.vicreg_weight"),
+        ({"loss.vicreg_coeffs": [25, 25]}, "loss.vicreg_coeffs"),
+    ],
+)
 def test_bad_cjepa_terms_name_the_culprit(overrides, culprit):
     with pytest.raises(ValueError, match=culprit.replace(".", r"\.")):
         load_config("cjepa", overrides)

@@ -32,8 +32,21 @@ def two_rank_run(tmp_path_factory):
     script = out / "worker.py"
     script.write_text(WORKER)
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    proc = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
-                           str(script), str(out)], capture_output=True, text=True, timeout=900, env=env)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "torch.distributed.run",
+            "--standalone",
+            "--nproc_per_node=2",
+            str(script),
+            str(out),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=900,
+        env=env,
+    )
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     ranks = [torch.load(out / f"rank{r}.pt", weights_only=False) for r in (0, 1)]
     return out, ranks
@@ -61,8 +74,10 @@ def test_two_rank_training_moved_the_weights_and_the_loss_fell(two_rank_run):
 
 def test_ranks_log_the_same_history(two_rank_run):
     _, (a, b) = two_rank_run
-    pd.testing.assert_frame_equal(pd.DataFrame(a["history"]).drop(columns="seconds"),
-                                  pd.DataFrame(b["history"]).drop(columns="seconds"))
+    pd.testing.assert_frame_equal(
+        pd.DataFrame(a["history"]).drop(columns="seconds"),
+        pd.DataFrame(b["history"]).drop(columns="seconds"),
+    )
 
 
 def test_global_batch_must_divide_over_the_processes():

@@ -39,8 +39,13 @@ WORKER = textwrap.dedent("""
 
 def run_worker(script, out, mode) -> subprocess.CompletedProcess:
     env = {**os.environ, "OMP_NUM_THREADS": "2"}
-    return subprocess.run([sys.executable, str(script), str(out), mode], capture_output=True, text=True,
-                          timeout=600, env=env)
+    return subprocess.run(
+        [sys.executable, str(script), str(out), mode],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env=env,
+    )
 
 
 @pytest.fixture(scope="module")
@@ -54,8 +59,14 @@ def killed_and_resumed(tmp_path_factory):
     checkpoint_after_kill = load_checkpoint(base / "killed" / "checkpoint.pt")
     resumed = run_worker(script, base / "killed", "resume")
     assert resumed.returncode == 0, resumed.stderr[-3000:]
-    return killed, checkpoint_after_kill, (torch.load(base / "full" / "final.pt", weights_only=False),
-                                           torch.load(base / "killed" / "final.pt", weights_only=False))
+    return (
+        killed,
+        checkpoint_after_kill,
+        (
+            torch.load(base / "full" / "final.pt", weights_only=False),
+            torch.load(base / "killed" / "final.pt", weights_only=False),
+        ),
+    )
 
 
 def test_sigkill_mid_epoch_leaves_the_last_epoch_checkpoint_whole(killed_and_resumed):
@@ -80,8 +91,16 @@ def test_restart_after_sigkill_ends_where_the_uninterrupted_run_ends(killed_and_
 @pytest.fixture(scope="module")
 def finished_run(tmp_path_factory):
     out = tmp_path_factory.mktemp("finished")
-    overrides = {"data.train_samples": 64, "train.batch_size": 32, "train.epochs": 1, "eval.every": 0,
-                 "eval.train_samples": 100, "monitor.samples": 64, "train.device": "cpu", "train.output_dir": str(out)}
+    overrides = {
+        "data.train_samples": 64,
+        "train.batch_size": 32,
+        "train.epochs": 1,
+        "eval.every": 0,
+        "eval.train_samples": 100,
+        "monitor.samples": 64,
+        "train.device": "cpu",
+        "train.output_dir": str(out),
+    }
     train("ijepa", overrides=overrides, progress=False)
     return out, overrides
 
@@ -93,32 +112,63 @@ def rewrite(src, dst, change) -> None:
     save_checkpoint(dst, state)
 
 
-@pytest.mark.parametrize("change, message", [
-    (lambda s: s.pop("target_encoder"), r"lacks target_encoder"),
-    (lambda s: s["config"]["loss"].update(vicreg_on=True), r"config this version cannot read.*vicreg_on"),
-    (lambda s: s["context_encoder"].update({key: torch.zeros(1) for key in list(s["context_encoder"])[:1]}),
-     r"its context_encoder does not fit"),
-], ids=["missing part", "config of another version", "weights of another model"])
-def test_load_trained_refuses_an_incompatible_checkpoint_with_checkpoint_error(finished_run, tmp_path, change,
-                                                                               message):
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        (lambda s: s.pop("target_encoder"), r"lacks target_encoder"),
+        (
+            lambda s: s["config"]["loss"].update(vicreg_on=True),
+            r"config this version cannot read.*vicreg_on",
+        ),
+        (
+            lambda s: s["context_encoder"].update(
+                {key: torch.zeros(1) for key in list(s["context_encoder"])[:1]}
+            ),
+            r"its context_encoder does not fit",
+        ),
+    ],
+    ids=["missing part", "config of another version", "weights of another model"],
+)
+def test_load_trained_refuses_an_incompatible_checkpoint_with_checkpoint_error(
+    finished_run, tmp_path, change, message
+):
     out, _ = finished_run
     rewrite(out / "checkpoint.pt", tmp_path / "checkpoint.pt", change)
     with pytest.raises(CheckpointError, match=message):
         load_trained(tmp_path)
 
 
-def test_resume_from_a_checkpoint_of_another_version_raises_checkpoint_error(finished_run, tmp_path):
+def test_resume_from_a_checkpoint_of_another_version_raises_checkpoint_error(
+    finished_run, tmp_path
+):
     out, overrides = finished_run
-    rewrite(out / "checkpoint.pt", tmp_path / "checkpoint.pt", lambda s: s["config"]["loss"].update(vicreg_on=True))
+    rewrite(
+        out / "checkpoint.pt",
+        tmp_path / "checkpoint.pt",
+        lambda s: s["config"]["loss"].update(vicreg_on=True),
+    )
     with pytest.raises(CheckpointError, match=r"vicreg_on"):
-        train("ijepa", overrides={**overrides, "train.output_dir": str(tmp_path), "train.resume": True},
-              progress=False)
+        train(
+            "ijepa",
+            overrides={**overrides, "train.output_dir": str(tmp_path), "train.resume": True},
+            progress=False,
+        )
 
 
 def test_a_run_stopped_by_the_collapse_alarm_keeps_its_state_and_refuses_to_resume(tmp_path):
-    overrides = {"data.train_samples": 64, "train.batch_size": 32, "train.epochs": 2, "eval.every": 0,
-                 "eval.train_samples": 100, "monitor.samples": 64, "train.device": "cpu", "train.log_every": 1,
-                 "train.output_dir": str(tmp_path), "monitor.alarm_rankme": 1000.0, "monitor.on_collapse": "stop"}
+    overrides = {
+        "data.train_samples": 64,
+        "train.batch_size": 32,
+        "train.epochs": 2,
+        "eval.every": 0,
+        "eval.train_samples": 100,
+        "monitor.samples": 64,
+        "train.device": "cpu",
+        "train.log_every": 1,
+        "train.output_dir": str(tmp_path),
+        "monitor.alarm_rankme": 1000.0,
+        "monitor.on_collapse": "stop",
+    }
     with pytest.warns(CollapseWarning, match="stopping"):
         result = train("ijepa", overrides=overrides, progress=False)
     saved = load_checkpoint(tmp_path / "checkpoint.pt")

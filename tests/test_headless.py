@@ -23,14 +23,21 @@ NOTEBOOKS = sorted(notebooks_dir().glob("[0-9][0-9]_*.ipynb"))
 def write_notebook(path: Path, sources: list[str]) -> Path:
     nb = nbformat.v4.new_notebook()
     nb.cells = [nbformat.v4.new_code_cell(s) for s in sources]
-    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    nb.metadata["kernelspec"] = {
+        "name": "python3",
+        "display_name": "Python 3",
+        "language": "python",
+    }
     nbformat.write(nb, str(path))
     return path
 
 
-def test_a_cell_past_the_timeout_fails_naming_the_notebook_and_the_cell_and_keeps_the_output(tmp_path):
-    source = write_notebook(tmp_path / "sleeps.ipynb",
-                            ["print('first')", "import time\ntime.sleep(120)", "after = 1"])
+def test_a_cell_past_the_timeout_fails_naming_the_notebook_and_the_cell_and_keeps_the_output(
+    tmp_path,
+):
+    source = write_notebook(
+        tmp_path / "sleeps.ipynb", ["print('first')", "import time\ntime.sleep(120)", "after = 1"]
+    )
     output = tmp_path / "out" / "sleeps.ipynb"
     start = time.perf_counter()
     with pytest.raises(NotebookFailed) as info:
@@ -44,7 +51,9 @@ def test_a_cell_past_the_timeout_fails_naming_the_notebook_and_the_cell_and_keep
     assert executed.cells[2].execution_count is None
 
 
-def test_the_cell_timeout_comes_from_the_argument_then_the_environment_then_the_default(monkeypatch):
+def test_the_cell_timeout_comes_from_the_argument_then_the_environment_then_the_default(
+    monkeypatch,
+):
     monkeypatch.delenv("JEPA_CELL_TIMEOUT", raising=False)
     assert cell_timeout() == DEFAULT_CELL_TIMEOUT
     monkeypatch.setenv("JEPA_CELL_TIMEOUT", "42")
@@ -60,22 +69,36 @@ def test_a_bad_cell_timeout_is_refused_naming_it(value):
 
 def test_a_bad_timeout_in_the_environment_is_refused_naming_the_variable(monkeypatch):
     monkeypatch.setenv("JEPA_CELL_TIMEOUT", "ten")
-    with pytest.raises(ValueError, match="JEPA_CELL_TIMEOUT must be a number of seconds > 0; got 'ten'"):
+    with pytest.raises(
+        ValueError, match="JEPA_CELL_TIMEOUT must be a number of seconds > 0; got 'ten'"
+    ):
         cell_timeout()
 
 
-@pytest.mark.parametrize("command", [["jepa_core.runner.workbook", "run"],
-                                     ["jepa_core.runner.sweep", "notebooks/04_training.ipynb", "--grid", "seed=0"]])
+@pytest.mark.parametrize(
+    "command",
+    [
+        ["jepa_core.runner.workbook", "run"],
+        ["jepa_core.runner.sweep", "notebooks/04_training.ipynb", "--grid", "seed=0"],
+    ],
+)
 def test_the_clis_refuse_a_bad_cell_timeout_before_running_anything(command):
-    done = subprocess.run([sys.executable, "-m", *command, "--cell-timeout", "-1"], capture_output=True,
-                          text=True, timeout=120, cwd=notebooks_dir().parent)
+    done = subprocess.run(
+        [sys.executable, "-m", *command, "--cell-timeout", "-1"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=notebooks_dir().parent,
+    )
     assert done.returncode == 2
     assert "cell_timeout must be a number of seconds > 0; got -1" in done.stderr
 
 
 def test_the_kernel_of_a_headless_execution_runs_with_jepa_headless(tmp_path, monkeypatch):
     monkeypatch.delenv("JEPA_HEADLESS", raising=False)  # not inherited from pytest: set by execute
-    source = write_notebook(tmp_path / "env.ipynb", ["import os\nprint(os.environ.get('JEPA_HEADLESS'))"])
+    source = write_notebook(
+        tmp_path / "env.ipynb", ["import os\nprint(os.environ.get('JEPA_HEADLESS'))"]
+    )
     execute(source, tmp_path / "env_out.ipynb", cwd=tmp_path, timeout=120)
     executed = nbformat.read(str(tmp_path / "env_out.ipynb"), as_version=4)
     assert executed.cells[0].outputs[0]["text"] == "1\n"
@@ -89,10 +112,13 @@ def test_headless_explore_draws_once_with_the_defaults_and_builds_no_widget(monk
 
     monkeypatch.setenv("JEPA_HEADLESS", "1")
     opened = []
-    monkeypatch.setattr(ipywidgets.Widget, "open", lambda self: opened.append(self))  # every widget opens a comm
+    monkeypatch.setattr(
+        ipywidgets.Widget, "open", lambda self: opened.append(self)
+    )  # every widget opens a comm
     calls, factory_called = [], []
-    result = frontend.explore(lambda a=3, b="x": calls.append((a, b)), a=(0, 10),
-                              b=lambda: factory_called.append(1))
+    result = frontend.explore(
+        lambda a=3, b="x": calls.append((a, b)), a=(0, 10), b=lambda: factory_called.append(1)
+    )
     assert result is None and calls == [(3, "x")] and not factory_called
     assert opened == []
     ipywidgets.IntSlider()  # the probe itself works: a widget built here would be seen
@@ -104,8 +130,11 @@ def test_explore_under_a_front_end_is_interact_with_the_same_controls(monkeypatc
 
     monkeypatch.setenv("JEPA_HEADLESS", "0")
     calls = []
-    box = frontend.explore(lambda a=3, t=0.1: calls.append((a, t)), a=(0, 10),
-                           t=lambda: ipywidgets.FloatLogSlider(value=0.1, base=10, min=-2, max=0))
+    box = frontend.explore(
+        lambda a=3, t=0.1: calls.append((a, t)),
+        a=(0, 10),
+        t=lambda: ipywidgets.FloatLogSlider(value=0.1, base=10, min=-2, max=0),
+    )
     try:
         sliders = {w.description: w for w in box.widget.children if hasattr(w, "description")}
         assert isinstance(sliders["a"], ipywidgets.IntSlider) and sliders["a"].value == 3
@@ -143,7 +172,9 @@ def test_no_notebook_hands_widgets_to_a_headless_kernel(path):
     """Widgets are built only through ``explore`` (or tqdm via the trainer's progress bar)."""
     nb = nbformat.read(str(path), as_version=4)
     code = "\n".join(c.source for c in nb.cells if c.cell_type == "code")
-    direct = re.findall(r"\binteract(?:ive)?\s*\(|\bdisplay\(\s*widgets\.|tqdm\.auto|tqdm\.notebook", code)
+    direct = re.findall(
+        r"\binteract(?:ive)?\s*\(|\bdisplay\(\s*widgets\.|tqdm\.auto|tqdm\.notebook", code
+    )
     assert not direct, f"{path.name} builds widgets outside jepa_core.frontend: {direct}"
 
 
@@ -151,4 +182,3 @@ def test_pytest_and_nbval_kernels_run_headless():
     import os
 
     assert os.environ.get("JEPA_HEADLESS") == "1"  # set by the repository's conftest.py
-

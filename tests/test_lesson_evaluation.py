@@ -87,7 +87,10 @@ def test_feature_sets_rejects_unknown_pool_and_bad_keys():
 
 def test_pixel_feature_sets_share_the_pixels_and_only_the_copy_is_centred():
     sets = pixel_feature_sets(_loader(12, 0), _loader(6, 1))
-    plain, centred = sets[("raw pixels", "-", "pixels")], sets[("raw pixels", "-", "pixels, centred")]
+    plain, centred = (
+        sets[("raw pixels", "-", "pixels")],
+        sets[("raw pixels", "-", "pixels, centred")],
+    )
     assert not plain.centred and centred.centred
     assert plain.train_x is centred.train_x and plain.train_x.shape == (12, 16)
 
@@ -97,9 +100,15 @@ def test_accuracy_table_matches_the_evaluate_functions_row_by_row():
     split = _split()
     table = accuracy_table({split.key: split}, k_values=(1, 5))
     row = table.iloc[0]
-    assert row["knn1"] == knn_accuracy(split.train_x, split.train_y, split.test_x, split.test_y, k=1)
-    assert row["knn5"] == knn_accuracy(split.train_x, split.train_y, split.test_x, split.test_y, k=5)
-    assert row["linear_probe"] == linear_probe_accuracy(split.train_x, split.train_y, split.test_x, split.test_y)
+    assert row["knn1"] == knn_accuracy(
+        split.train_x, split.train_y, split.test_x, split.test_y, k=1
+    )
+    assert row["knn5"] == knn_accuracy(
+        split.train_x, split.train_y, split.test_x, split.test_y, k=5
+    )
+    assert row["linear_probe"] == linear_probe_accuracy(
+        split.train_x, split.train_y, split.test_x, split.test_y
+    )
     assert row["dim"] == 5
 
 
@@ -115,7 +124,9 @@ def test_accuracy_table_centres_only_splits_marked_centred():
     (xtr, ytr), (xte, yte) = ray(40), ray(20)
     plain = FeatureSplit("p", "-", "plain", xtr, ytr, xte, yte)
     centred = FeatureSplit("p", "-", "centred", xtr, ytr, xte, yte, centred=True)
-    table = accuracy_table({"a": plain, "b": centred}, k_values=(5,), linear_probe=False).set_index("pool")
+    table = accuracy_table({"a": plain, "b": centred}, k_values=(5,), linear_probe=False).set_index(
+        "pool"
+    )
     assert table.loc["centred", "knn5"] == 1.0
     assert table.loc["plain", "knn5"] <= 0.6
     assert table["linear_probe"].isna().all()
@@ -137,8 +148,12 @@ def test_accuracy_table_refuses_k_larger_than_the_training_split():
 
 
 def test_comparison_table_keeps_the_chosen_encoder_and_both_baselines():
-    splits = [_split("ijepa", "target"), _split("ijepa", "context"), _split("init", "target"),
-              _split("raw pixels", "-", "pixels")]
+    splits = [
+        _split("ijepa", "target"),
+        _split("ijepa", "context"),
+        _split("init", "target"),
+        _split("raw pixels", "-", "pixels"),
+    ]
     table = accuracy_table({s.key: s for s in splits}, k_values=(20,), linear_probe=False)
     small = comparison_table(table, encoder="target", k=20)
     assert list(small.columns) == ["method", "encoder", "pool", "knn20", "linear_probe"]
@@ -182,13 +197,18 @@ def test_plots_draw_one_panel_or_bar_group_per_entry():
     split = _split()
     fig = plot_projection({"a": split.test_x, "b": split.test_x * 2}, split.test_y, ["0", "1", "2"])
     assert len([ax for ax in fig.axes if ax.get_title()]) == 2
-    tables = {"x": per_class_accuracy(np.array([0, 1, 2]), np.array([0, 1, 1]), ["0", "1", "2"]),
-              "y": per_class_accuracy(np.array([0, 1, 1]), np.array([0, 1, 1]), ["0", "1", "2"])}
+    tables = {
+        "x": per_class_accuracy(np.array([0, 1, 2]), np.array([0, 1, 1]), ["0", "1", "2"]),
+        "y": per_class_accuracy(np.array([0, 1, 1]), np.array([0, 1, 1]), ["0", "1", "2"]),
+    }
     fig = plot_per_class(tables)
     assert len(fig.axes[0].patches) == 2 * 3
-    comparison = comparison_table(accuracy_table(
-        {s.key: s for s in (_split("a"), _split("init"), _split("raw pixels", "-", "pixels"))},
-        k_values=(1, 20)))
+    comparison = comparison_table(
+        accuracy_table(
+            {s.key: s for s in (_split("a"), _split("init"), _split("raw pixels", "-", "pixels"))},
+            k_values=(1, 20),
+        )
+    )
     fig = plot_comparison(comparison)
     assert len(fig.axes[0].patches) == 2 * len(comparison)
     fig = plot_knn_vs_k(accuracy_table({"a": split}, k_values=(1, 5, 20), linear_probe=False))
@@ -198,9 +218,19 @@ def test_plots_draw_one_panel_or_bar_group_per_entry():
 
 
 # --- training and the initial encoder ------------------------------------------------------
-TINY = {"data.name": "digits", "model.patch_size": 2, "masks.min_keep": 2, "data.train_samples": 64, "train.batch_size": 32, "train.epochs": 1,
-        "eval.train_samples": 40, "monitor.samples": 16, "train.device": "cpu",
-        "monitor.alarm_rankme": 0.0, "monitor.alarm_std_mean": 0.0}
+TINY = {
+    "data.name": "digits",
+    "model.patch_size": 2,
+    "masks.min_keep": 2,
+    "data.train_samples": 64,
+    "train.batch_size": 32,
+    "train.epochs": 1,
+    "eval.train_samples": 40,
+    "monitor.samples": 16,
+    "train.device": "cpu",
+    "monitor.alarm_rankme": 0.0,
+    "monitor.alarm_std_mean": 0.0,
+}
 
 
 def test_initial_encoder_equals_the_encoder_a_run_starts_from(tmp_path):
@@ -224,7 +254,9 @@ def test_train_or_resume_reuses_a_finished_run_and_retrains_when_the_config_chan
         train_or_resume("ijepa", {**TINY, "train.batch_size": 16}, tmp_path, on_changed="error")
     with pytest.warns(UserWarning, match="afresh"):
         changed = train_or_resume("ijepa", {**TINY, "train.batch_size": 16}, tmp_path)
-    assert changed.config.train.batch_size == 16 and int(changed.history["step"].iloc[-1]) == 64 // 16
+    assert (
+        changed.config.train.batch_size == 16 and int(changed.history["step"].iloc[-1]) == 64 // 16
+    )
 
 
 def test_train_or_resume_rejects_unknown_methods_and_modes(tmp_path):

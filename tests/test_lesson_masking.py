@@ -63,8 +63,9 @@ def test_equalisation_drop_rejects_empty_and_non_boolean_maps():
 
 def test_distance_to_context_on_a_hand_made_grid():
     # 3x3 grid, context = top-left patch only; targets: its right neighbour and the far corner
-    masks = MultiBlockMasks(context=torch.tensor([[0]]), targets=torch.tensor([[[1], [8]]]),
-                            grid=(3, 3))
+    masks = MultiBlockMasks(
+        context=torch.tensor([[0]]), targets=torch.tensor([[[1], [8]]]), grid=(3, 3)
+    )
     distances = distance_to_context(masks)
     assert distances.shape == (1, 2, 1)
     assert distances[0, 0, 0] == pytest.approx(1.0)
@@ -74,10 +75,17 @@ def test_distance_to_context_on_a_hand_made_grid():
 def test_distance_to_context_matches_a_brute_force_loop():
     generator = torch.Generator().manual_seed(3)
     grid = (4, 5)
-    context = torch.stack([torch.randperm(20, generator=generator)[:6].sort().values
-                           for _ in range(3)])
-    targets = torch.stack([torch.stack([torch.randperm(20, generator=generator)[:4].sort().values
-                                        for _ in range(2)]) for _ in range(3)])
+    context = torch.stack(
+        [torch.randperm(20, generator=generator)[:6].sort().values for _ in range(3)]
+    )
+    targets = torch.stack(
+        [
+            torch.stack(
+                [torch.randperm(20, generator=generator)[:4].sort().values for _ in range(2)]
+            )
+            for _ in range(3)
+        ]
+    )
     masks = MultiBlockMasks(context=context, targets=targets, grid=grid)
     distances = distance_to_context(masks, chunk=2)  # chunking must not change the answer
     for b in range(3):
@@ -150,20 +158,24 @@ def test_same_seed_same_table_other_seed_other_table(stats_7x7):
 
 
 def test_mask_arguments_reach_the_sampler():
-    stats = mask_statistics(14, 20, 10, seed=0, n_targets=2, target_scale=(0.3, 0.3),
-                            target_aspect=(1.0, 1.0))
+    stats = mask_statistics(
+        14, 20, 10, seed=0, n_targets=2, target_scale=(0.3, 0.3), target_aspect=(1.0, 1.0)
+    )
     assert sorted(stats["target"].unique()) == [0, 1]
     # int(196 * 0.3) = 58 -> round(sqrt(58)) = 8: every block is 8 x 8
     assert (stats["target_h"] == 8).all() and (stats["target_w"] == 8).all()
 
 
-@pytest.mark.parametrize(("kwargs", "error", "match"), [
-    ({"n_images": 0}, ValueError, "n_images"),
-    ({"batch_size": 2.5}, TypeError, "batch_size"),
-    ({"seed": -1}, ValueError, "seed"),
-    ({"target_scale": (0.3, 0.2)}, ValueError, "target_scale"),
-    ({"patch_size": 4}, TypeError, "patch_size"),
-])
+@pytest.mark.parametrize(
+    ("kwargs", "error", "match"),
+    [
+        ({"n_images": 0}, ValueError, "n_images"),
+        ({"batch_size": 2.5}, TypeError, "batch_size"),
+        ({"seed": -1}, ValueError, "seed"),
+        ({"target_scale": (0.3, 0.2)}, ValueError, "target_scale"),
+        ({"patch_size": 4}, TypeError, "patch_size"),
+    ],
+)
 def test_bad_arguments_are_named(kwargs, error, match):
     args = {"n_images": 10, "batch_size": 5, **kwargs}
     with pytest.raises(error, match=match):
@@ -178,12 +190,14 @@ def test_uncut_batch_cuts_each_context_to_its_first_shortest_indices():
     counts = batch.context_uncut.sum(-1)
     assert batch.masks.context.shape == (12, int(counts.min()))
     for uncut, cut in zip(batch.context_uncut, batch.masks.context, strict=True):
-        assert cut.tolist() == uncut.nonzero().flatten().tolist()[:len(cut)]
+        assert cut.tolist() == uncut.nonzero().flatten().tolist()[: len(cut)]
     blocks = batch.context_block.sum(-1)
     assert (blocks == blocks[0]).all()  # one context block size a batch
     assert not (batch.masks.context_map() & batch.masks.target_maps().any(1)).any()
-    assert torch.equal(indices_to_map(batch.masks.context, 49) & ~batch.context_uncut,
-                       torch.zeros(12, 49, dtype=torch.bool))
+    assert torch.equal(
+        indices_to_map(batch.masks.context, 49) & ~batch.context_uncut,
+        torch.zeros(12, 49, dtype=torch.bool),
+    )
 
 
 # ---------------------------------------------------------------- equalisation over batch sizes

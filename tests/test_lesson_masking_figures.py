@@ -53,8 +53,13 @@ def test_draw_masks_one_axis_per_image_for_grey_and_colour_images(channels):
 
 def test_draw_masks_one_row_per_mask_set_and_legend_per_target():
     images = torch.rand(3, 1, 28, 28)
-    rows = {"7x7": masks_for(7, 4), "14x14": masks_for(14, 4), "random": sample_random_masks(
-        7, 3, n_targets=2, generator=torch.Generator().manual_seed(1))}
+    rows = {
+        "7x7": masks_for(7, 4),
+        "14x14": masks_for(14, 4),
+        "random": sample_random_masks(
+            7, 3, n_targets=2, generator=torch.Generator().manual_seed(1)
+        ),
+    }
     fig = draw_masks(images, rows)
     assert len(fig.axes) == 3 * 3
     assert [fig.axes[i * 3].get_ylabel() for i in range(3)] == ["7x7", "14x14", "random"]
@@ -69,9 +74,14 @@ def test_draw_masks_marks_context_dropped_by_the_cut():
     assert dropped > 0  # six images of one batch: some context is cut
     fig = draw_masks(torch.rand(6, 1, 28, 28), batch.masks, uncut_context=batch.context_uncut)
     assert "context dropped by the cut" in legend_labels(fig)
-    crosses = sum(len(c.get_offsets()) for ax in fig.axes for c in ax.collections
-                  if c.get_offsets() is not None and len(c.get_offsets()) and
-                  type(c).__name__ == "PathCollection")
+    crosses = sum(
+        len(c.get_offsets())
+        for ax in fig.axes
+        for c in ax.collections
+        if c.get_offsets() is not None
+        and len(c.get_offsets())
+        and type(c).__name__ == "PathCollection"
+    )
     assert crosses == dropped
 
 
@@ -99,12 +109,15 @@ def test_plot_mask_statistics_three_panels_per_table():
 
 
 def test_plot_equalisation_loss_one_line_per_grid():
-    table = pd.concat([equalisation_loss(7, [1, 4], n_batches=2),
-                       equalisation_loss(14, [1, 4], n_batches=2)])
+    table = pd.concat(
+        [equalisation_loss(7, [1, 4], n_batches=2), equalisation_loss(14, [1, 4], n_batches=2)]
+    )
     fig = plot_equalisation_loss(table)
     assert len(fig.axes) == 1
-    assert [t.get_text() for t in fig.axes[0].get_legend().get_texts()] == ["7x7 grid",
-                                                                            "14x14 grid"]
+    assert [t.get_text() for t in fig.axes[0].get_legend().get_texts()] == [
+        "7x7 grid",
+        "14x14 grid",
+    ]
 
 
 def test_plot_distance_to_context_one_bar_set_per_label():

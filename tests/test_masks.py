@@ -22,8 +22,9 @@ CROWDED = {"n_targets": 4, "target_scale": (0.15, 0.2), "min_keep": 4}  # 28 px 
 
 
 def masks_for(seed: int, grid=7, batch_size=16, **kwargs) -> MultiBlockMasks:
-    return sample_multiblock_masks(grid, batch_size,
-                                   generator=torch.Generator().manual_seed(seed), **kwargs)
+    return sample_multiblock_masks(
+        grid, batch_size, generator=torch.Generator().manual_seed(seed), **kwargs
+    )
 
 
 def bounding_box(patch_map: torch.Tensor, width: int) -> tuple[int, int, int, int]:
@@ -64,8 +65,10 @@ def test_to_device_keeps_values_and_grid():
 
 def test_indices_to_map_marks_exactly_the_indices():
     patch_map = indices_to_map(torch.tensor([[0, 5], [2, 3]]), 6)
-    assert patch_map.tolist() == [[True, False, False, False, False, True],
-                                  [False, False, True, True, False, False]]
+    assert patch_map.tolist() == [
+        [True, False, False, False, False, True],
+        [False, False, True, True, False, False],
+    ]
 
 
 # ---------------------------------------------------------------- block geometry
@@ -106,16 +109,27 @@ def test_target_scale_statistics_lie_in_the_requested_range():
     lo, hi, side = 0.15, 0.2, 14
     # rounding h and w (each <= 7 here) by at most 0.5 moves the area by <= 0.5*(7+7)+0.25
     slack = (0.5 * (7 + 7) + 0.25) / side**2
-    fractions = torch.tensor([masks_for(seed, grid=side, batch_size=1).targets.shape[-1]
-                              for seed in range(300)]) / side**2
+    fractions = (
+        torch.tensor(
+            [masks_for(seed, grid=side, batch_size=1).targets.shape[-1] for seed in range(300)]
+        )
+        / side**2
+    )
     assert fractions.min() >= lo - slack and fractions.max() <= hi + slack
     assert lo - 0.01 <= fractions.mean() <= hi + 0.01
 
 
 def test_full_grid_block_is_possible():
     # the official decrements h while h >= H, so it could never cover the grid
-    masks = masks_for(0, grid=7, batch_size=2, n_targets=1, target_scale=(1.0, 1.0),
-                      target_aspect=(1.0, 1.0), allow_overlap=True)
+    masks = masks_for(
+        0,
+        grid=7,
+        batch_size=2,
+        n_targets=1,
+        target_scale=(1.0, 1.0),
+        target_aspect=(1.0, 1.0),
+        allow_overlap=True,
+    )
     assert masks.targets.shape[-1] == 49
 
 
@@ -131,12 +145,15 @@ def test_last_row_and_column_can_be_targets():
 # ---------------------------------------------------------------- context guarantees
 
 
-@pytest.mark.parametrize("grid,kwargs", [
-    (7, CROWDED),
-    (7, {"n_targets": 4, "target_scale": (0.2, 0.2), "min_keep": 6}),
-    (14, {}),
-    (14, {"n_targets": 6, "target_scale": (0.2, 0.25), "min_keep": 10}),
-])
+@pytest.mark.parametrize(
+    "grid,kwargs",
+    [
+        (7, CROWDED),
+        (7, {"n_targets": 4, "target_scale": (0.2, 0.2), "min_keep": 6}),
+        (14, {}),
+        (14, {"n_targets": 6, "target_scale": (0.2, 0.25), "min_keep": 10}),
+    ],
+)
 def test_context_never_overlaps_targets_and_keeps_min_keep(grid, kwargs):
     min_keep = kwargs.get("min_keep", 4)
     for seed in range(40):
@@ -159,8 +176,12 @@ def test_targets_are_redrawn_when_no_context_position_fits(monkeypatch):
         return original(shape, *args)
 
     monkeypatch.setattr(masks_module, "_random_blocks", counting_blocks)
-    crowded = {"n_targets": 6, "target_scale": (0.25, 0.3), "context_scale": (0.5, 0.6),
-               "min_keep": 6}
+    crowded = {
+        "n_targets": 6,
+        "target_scale": (0.25, 0.3),
+        "context_scale": (0.5, 0.6),
+        "min_keep": 6,
+    }
     for seed in range(10):
         masks = masks_for(seed, grid=7, batch_size=32, **crowded)
         assert not (masks.context_map() & masks.target_maps().any(1)).any()
@@ -169,8 +190,10 @@ def test_targets_are_redrawn_when_no_context_position_fits(monkeypatch):
 
 
 def test_allow_overlap_lets_context_cover_targets():
-    overlaps = [bool((m.context_map() & m.target_maps().any(1)).any())
-                for m in (masks_for(seed, allow_overlap=True) for seed in range(5))]
+    overlaps = [
+        bool((m.context_map() & m.target_maps().any(1)).any())
+        for m in (masks_for(seed, allow_overlap=True) for seed in range(5))
+    ]
     assert any(overlaps)
 
 
@@ -249,8 +272,10 @@ def test_random_targets_are_not_blocks():
     # with 9+ scattered patches of 196, a random target is almost never a rectangle
     generator = torch.Generator().manual_seed(0)
     masks = sample_random_masks(14, 8, generator=generator)
-    rectangles = sum(bounding_box(m, 14)[2] * bounding_box(m, 14)[3] == int(m.sum())
-                     for m in masks.target_maps().flatten(0, 1))
+    rectangles = sum(
+        bounding_box(m, 14)[2] * bounding_box(m, 14)[3] == int(m.sum())
+        for m in masks.target_maps().flatten(0, 1)
+    )
     assert rectangles == 0
 
 
@@ -353,12 +378,15 @@ def test_a_large_min_keep_keeps_every_context_of_a_crowded_batch_large():
     assert not (masks.context_map() & masks.target_maps().any(1)).any()
 
 
-@pytest.mark.parametrize("overrides,word", [
-    ({"n_targets": 0}, "n_targets"),
-    ({"target_scale": (0.5, 0.1)}, "target_scale"),
-    ({"context_scale": 2}, "context_scale"),
-    ({"batch_size": -1}, "batch_size"),
-])
+@pytest.mark.parametrize(
+    "overrides,word",
+    [
+        ({"n_targets": 0}, "n_targets"),
+        ({"target_scale": (0.5, 0.1)}, "target_scale"),
+        ({"context_scale": 2}, "context_scale"),
+        ({"batch_size": -1}, "batch_size"),
+    ],
+)
 def test_random_masks_validate_arguments(overrides, word):
     kwargs = {"batch_size": 4, **overrides}
     with pytest.raises((ValueError, TypeError), match=word):

@@ -20,7 +20,9 @@ from jepa_core.runner.execute import execute
 NOTEBOOKS = sorted(notebooks_dir().glob("[0-9][0-9]_*.ipynb"))
 STANDARD_PARAMETERS = ("smoke", "device", "seed", "output_dir")
 # "smoke (`JEPA_SMOKE=1`): about 20 s", "Smoke ...: about 1 minute"
-SMOKE_TIMING = re.compile(r"smoke.{0,80}?\d+\s*(s|sec|seconds?|min|minutes?)\b", re.IGNORECASE | re.DOTALL)
+SMOKE_TIMING = re.compile(
+    r"smoke.{0,80}?\d+\s*(s|sec|seconds?|min|minutes?)\b", re.IGNORECASE | re.DOTALL
+)
 
 by_name = pytest.mark.parametrize("path", NOTEBOOKS, ids=[p.stem for p in NOTEBOOKS])
 
@@ -55,8 +57,13 @@ def test_notebook_has_one_parameters_cell_with_the_standard_knobs(path):
     cells = parameter_cells(read(path))
     assert len(cells) == 1
     tree = ast.parse(cells[0].source)
-    assigned = {t.id for node in tree.body if isinstance(node, ast.Assign) for t in node.targets
-                if isinstance(t, ast.Name)}
+    assigned = {
+        t.id
+        for node in tree.body
+        if isinstance(node, ast.Assign)
+        for t in node.targets
+        if isinstance(t, ast.Name)
+    }
     missing = [name for name in STANDARD_PARAMETERS if name not in assigned]
     assert not missing, f"parameters cell lacks {missing}"
 
@@ -72,7 +79,12 @@ def test_first_cell_is_markdown_saying_how_long_smoke_mode_takes(path):
 @by_name
 def test_notebook_runs_headless_in_smoke_mode_from_another_folder(path, tmp_path):
     out = tmp_path / "results"
-    execute(path, tmp_path / "executed" / path.name, {"smoke": True, "output_dir": str(out)}, cwd=tmp_path)
+    execute(
+        path,
+        tmp_path / "executed" / path.name,
+        {"smoke": True, "output_dir": str(out)},
+        cwd=tmp_path,
+    )
     record = json.loads((out / "metrics.json").read_text())
     assert record["parameters"]["smoke"] is True
     headline = {k: v for k, v in record["metrics"].items() if k != "figures"}

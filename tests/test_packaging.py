@@ -19,11 +19,17 @@ def _name(requirement: str) -> str:
 def test_environment_yml_and_pyproject_ask_for_the_same_packages():
     root = repo_root()
     project = tomllib.loads((root / "pyproject.toml").read_text())["project"]
-    wanted = {_name(r) for r in project["dependencies"]} | {_name(r) for r in project["optional-dependencies"]["dev"]}
+    wanted = {_name(r) for r in project["dependencies"]} | {
+        _name(r) for r in project["optional-dependencies"]["dev"]
+    }
     env = yaml.safe_load((root / "environment.yml").read_text())
-    conda = {CONDA_TO_PIP.get(_name(d), _name(d)) for d in env["dependencies"] if isinstance(d, str)}
+    conda = {
+        CONDA_TO_PIP.get(_name(d), _name(d)) for d in env["dependencies"] if isinstance(d, str)
+    }
     conda -= {"python", "pip"}
-    assert conda == wanted, f"only in environment.yml: {conda - wanted}; only in pyproject: {wanted - conda}"
+    assert conda == wanted, (
+        f"only in environment.yml: {conda - wanted}; only in pyproject: {wanted - conda}"
+    )
     pip_section = next(d["pip"] for d in env["dependencies"] if isinstance(d, dict))
     assert "-e .[dev]" in pip_section
 
@@ -36,24 +42,43 @@ def test_torch_requirements_carry_no_index_urls_and_the_agreed_floors():
 
 def test_layout():
     root = repo_root()
-    for path in ("notebooks", "jepa_core", "data/README.md", "results/README.md", "tests", "environment.yml",
-                 "pyproject.toml", "README.md", "Makefile", ".ci/run", "docs/references.md"):
+    for path in (
+        "notebooks",
+        "jepa_core",
+        "data/README.md",
+        "results/README.md",
+        "tests",
+        "environment.yml",
+        "pyproject.toml",
+        "README.md",
+        "Makefile",
+        ".ci/run",
+        "docs/references.md",
+    ):
         assert (root / path).exists(), path
     assert "make test" in (root / ".ci/run").read_text()
 
 
 # Documents a learner does not have: the product cites papers and public code instead, through
 # docs/references.md.
-UNSHIPPED_DOCUMENTS = re.compile(r"(?i:seed 00\d|seed report|seed project)|REFERENCES\.md|REFERENCES:")
+UNSHIPPED_DOCUMENTS = re.compile(
+    r"(?i:seed 00\d|seed report|seed project)|REFERENCES\.md|REFERENCES:"
+)
 
 
 def test_the_product_points_only_at_documents_it_ships():
     root = repo_root()
-    files = [root / "README.md", *(root / "jepa_core").rglob("*.py"), *(root / "notebooks").glob("*.ipynb")]
-    found = [f"{path.relative_to(root)}:{number}: {line.strip()}"
-             for path in files
-             for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1)
-             if UNSHIPPED_DOCUMENTS.search(line)]
+    files = [
+        root / "README.md",
+        *(root / "jepa_core").rglob("*.py"),
+        *(root / "notebooks").glob("*.ipynb"),
+    ]
+    found = [
+        f"{path.relative_to(root)}:{number}: {line.strip()}"
+        for path in files
+        for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1)
+        if UNSHIPPED_DOCUMENTS.search(line)
+    ]
     assert not found, "pointers to documents the project does not ship:\n" + "\n".join(found)
     for path in [root / "README.md", *(root / "notebooks").glob("*.ipynb")]:
         links = re.findall(r"\]\(((?:\.\./)?docs/[^)#]+)", path.read_text(encoding="utf-8"))

@@ -37,9 +37,17 @@ BROKEN = {"ema.stop_grad": False, "ema.target_in_optimizer": True}
 def tiny(out: Path, **extra) -> dict:
     """Overrides for a run of seconds: 64 images, 2 steps of 32 per epoch, 2 epochs, k-NN
     only at initialisation and at the end."""
-    return {"data.train_samples": 64, "train.batch_size": 32, "train.epochs": 2, "eval.every": 0,
-            "eval.train_samples": 100, "monitor.samples": 64, "train.device": "cpu",
-            "train.output_dir": str(out), **extra}
+    return {
+        "data.train_samples": 64,
+        "train.batch_size": 32,
+        "train.epochs": 2,
+        "eval.every": 0,
+        "eval.train_samples": 100,
+        "monitor.samples": 64,
+        "train.device": "cpu",
+        "train.output_dir": str(out),
+        **extra,
+    }
 
 
 STEPS_PER_EPOCH = 2  # 64 images // batch 32
@@ -87,7 +95,9 @@ def gradients_at_optimizer_step(run, modules) -> list[list[torch.Tensor | None]]
     seen, real_step = [], run.optimizer.step
 
     def step(*args, **kwargs):
-        seen.append([[None if p.grad is None else p.grad.clone() for p in m.parameters()] for m in modules])
+        seen.append(
+            [[None if p.grad is None else p.grad.clone() for p in m.parameters()] for m in modules]
+        )
         return real_step(*args, **kwargs)
 
     run.optimizer.step = step
@@ -100,7 +110,7 @@ def test_target_encoder_gets_no_gradient_and_is_not_in_the_optimizer(tmp_path):
     seen = gradients_at_optimizer_step(run, [run.target_encoder, run.context_encoder])
     train_step(run, [images], 0)
 
-    (target_grads, student_grads), = seen
+    ((target_grads, student_grads),) = seen
     target_params = list(run.target_encoder.parameters())
     assert target_params
     assert all(g is None for g in target_grads) and not any(p.requires_grad for p in target_params)
@@ -117,15 +127,18 @@ def test_notebook_03s_objective_terms_are_the_loss_of_the_trainers_step(method, 
     for module in (run.context_encoder, run.predictor, run.objective):
         module.train()
     run.target_encoder.eval()
-    expected = objective_terms(run.cfg.loss, run.context_encoder, run.target_encoder, run.predictor,
-                               images, masks)
+    expected = objective_terms(
+        run.cfg.loss, run.context_encoder, run.target_encoder, run.predictor, images, masks
+    )
     logged = train_step(run, [images], 0)
     assert logged["loss"] == pytest.approx(float(expected["loss"].detach()), rel=1e-6)
 
 
 def test_teacher_changes_only_by_ema_of_the_updated_student(cheap_knn, tmp_path):
     # One optimizer step (32 images, batch 32): target_after = m0 * target_init + (1 - m0) * student_after.
-    cfg = load_config("ijepa", tiny(tmp_path / "run", **{"data.train_samples": 32, "train.epochs": 1}))
+    cfg = load_config(
+        "ijepa", tiny(tmp_path / "run", **{"data.train_samples": 32, "train.epochs": 1})
+    )
     fresh = build_run(load_config(cfg, {"train.output_dir": str(tmp_path / "init")}))
     target_before = {k: v.clone() for k, v in fresh.target_encoder.state_dict().items()}
     m0 = fresh.momentum(0)
@@ -167,7 +180,7 @@ def test_broken_switches_put_every_target_param_in_the_optimizer_and_give_it_gra
     images, _ = one_batch(run)
     seen = gradients_at_optimizer_step(run, [run.target_encoder])
     train_step(run, [images], 0)
-    (target_grads,), = seen
+    ((target_grads,),) = seen
     assert all(g is not None for g in target_grads)
     assert any(g.abs().sum() > 0 for g in target_grads)
 
@@ -194,8 +207,9 @@ def _loss_with_scaled_targets(run, images, masks, scale: float, layer_norm: bool
         norm.bias.mul_(scale)
         try:
             loss_cfg = dataclasses.replace(run.cfg.loss, target_layer_norm=layer_norm)
-            terms = objective_terms(loss_cfg, run.context_encoder, run.target_encoder, run.predictor,
-                                    images, masks)
+            terms = objective_terms(
+                loss_cfg, run.context_encoder, run.target_encoder, run.predictor, images, masks
+            )
         finally:
             norm.weight.div_(scale)
             norm.bias.div_(scale)
@@ -221,7 +235,8 @@ def test_objective_does_not_normalise_embeddings(tmp_path):
     assert base == pytest.approx(float(raw.pow(2).mean()), rel=1e-4)
     # The official target layer norm, by contrast, does undo the scale.
     assert _loss_with_scaled_targets(run, images, masks, 3.0, layer_norm=True) == pytest.approx(
-        _loss_with_scaled_targets(run, images, masks, 1.0, layer_norm=True), rel=1e-3)
+        _loss_with_scaled_targets(run, images, masks, 1.0, layer_norm=True), rel=1e-3
+    )
 
 
 # --- 2. reproducibility and 3. resume ---------------------------------------------------------
@@ -236,13 +251,22 @@ def cjepa_3_epochs(tmp_path_factory):
         return train("cjepa", overrides=tiny(out, **{"train.epochs": 3}), progress=False)
 
 
-def test_same_seed_gives_identical_history_and_other_seed_does_not(cheap_knn, cjepa_3_epochs, tmp_path):
-    again = train("cjepa", overrides=tiny(tmp_path / "again", **{"train.epochs": 3}), progress=False)
-    pd.testing.assert_frame_equal(without_seconds(again.history), without_seconds(cjepa_3_epochs.history))
+def test_same_seed_gives_identical_history_and_other_seed_does_not(
+    cheap_knn, cjepa_3_epochs, tmp_path
+):
+    again = train(
+        "cjepa", overrides=tiny(tmp_path / "again", **{"train.epochs": 3}), progress=False
+    )
+    pd.testing.assert_frame_equal(
+        without_seconds(again.history), without_seconds(cjepa_3_epochs.history)
+    )
     assert state_dicts_equal(again.context_encoder, cjepa_3_epochs.context_encoder)
 
-    other = train("cjepa", overrides=tiny(tmp_path / "other", **{"train.epochs": 3, "train.seed": 1}),
-                  progress=False)
+    other = train(
+        "cjepa",
+        overrides=tiny(tmp_path / "other", **{"train.epochs": 3, "train.seed": 1}),
+        progress=False,
+    )
     assert list(other.history.columns) == list(cjepa_3_epochs.history.columns)
     assert not without_seconds(other.history).equals(without_seconds(cjepa_3_epochs.history))
     assert other.history["loss"].iloc[1] != cjepa_3_epochs.history["loss"].iloc[1]
@@ -260,15 +284,17 @@ def test_resume_after_kill_matches_uninterrupted_run(cheap_knn, cjepa_3_epochs, 
     assert load_checkpoint(tmp_path / "killed" / "checkpoint.pt")["epoch"] == 1
 
     resumed = train("cjepa", overrides={**overrides, "train.resume": True}, progress=False)
-    pd.testing.assert_frame_equal(without_seconds(resumed.history),
-                                  without_seconds(cjepa_3_epochs.history))
+    pd.testing.assert_frame_equal(
+        without_seconds(resumed.history), without_seconds(cjepa_3_epochs.history)
+    )
     for name in ("context_encoder", "target_encoder", "predictor"):
         assert state_dicts_equal(getattr(resumed, name), getattr(cjepa_3_epochs, name)), name
 
 
 def test_resume_with_a_different_config_names_the_differing_key(cjepa_3_epochs):
-    overrides = tiny(cjepa_3_epochs.output_dir, **{"train.epochs": 3, "train.resume": True,
-                                                     "optim.lr": 2e-3})
+    overrides = tiny(
+        cjepa_3_epochs.output_dir, **{"train.epochs": 3, "train.resume": True, "optim.lr": 2e-3}
+    )
     with pytest.raises(ValueError, match=r"optim\.lr"):
         train("cjepa", overrides=overrides, progress=False)
 
@@ -276,7 +302,9 @@ def test_resume_with_a_different_config_names_the_differing_key(cjepa_3_epochs):
 # --- 4. non-finite loss -----------------------------------------------------------------------
 
 
-def test_nan_loss_names_step_and_term_and_keeps_last_good_checkpoint(cheap_knn, tmp_path, monkeypatch):
+def test_nan_loss_names_step_and_term_and_keeps_last_good_checkpoint(
+    cheap_knn, tmp_path, monkeypatch
+):
     first_bad_step = STEPS_PER_EPOCH + 1  # in epoch 2: epoch 1's checkpoint exists
     real_vicreg = objectives.vicreg_loss
     calls = []
@@ -312,8 +340,10 @@ def test_collapse_alarm_warns_and_the_run_completes(cheap_knn, tmp_path):
 
 
 def test_collapse_alarm_stop_ends_the_run_early_naming_rankme(cheap_knn, tmp_path):
-    overrides = tiny(tmp_path, **{"monitor.alarm_rankme": 1000.0, "monitor.on_collapse": "stop",
-                                  "train.log_every": 1})
+    overrides = tiny(
+        tmp_path,
+        **{"monitor.alarm_rankme": 1000.0, "monitor.on_collapse": "stop", "train.log_every": 1},
+    )
     with pytest.warns(CollapseWarning, match="stopping"):
         result = train("ijepa", overrides=overrides, progress=False)
     assert result.stopped is not None and "rankme" in result.stopped
@@ -326,8 +356,9 @@ def test_collapse_alarm_stop_ends_the_run_early_naming_rankme(cheap_knn, tmp_pat
 
 def test_accumulation_keeps_the_number_of_optimizer_steps_and_a_finite_loss(cheap_knn, tmp_path):
     plain = train("ijepa", overrides=tiny(tmp_path / "a1"), progress=False)
-    accumulated = train("ijepa", overrides=tiny(tmp_path / "a2", **{"train.accumulate": 2}),
-                        progress=False)
+    accumulated = train(
+        "ijepa", overrides=tiny(tmp_path / "a2", **{"train.accumulate": 2}), progress=False
+    )
     assert list(accumulated.history["step"]) == list(plain.history["step"]) == [0, 2, 4]
     assert list(accumulated.history["images"]) == list(plain.history["images"])
     assert accumulated.history["loss"].iloc[1:].map(math.isfinite).all()
@@ -346,8 +377,9 @@ def test_hjepa_trains_and_logs_each_level(cheap_knn, tmp_path):
     assert all(math.isfinite(last[c]) and last[c] > 0 for c in levels)
     # The total is the weighted sum of the levels (weights 1, 0.5, 0.25), averaged per epoch.
     weights = result.config.loss.level_weights
-    assert last["jepa"] == pytest.approx(sum(w * last[c] for w, c in zip(weights, levels, strict=True)),
-                                         rel=1e-5)
+    assert last["jepa"] == pytest.approx(
+        sum(w * last[c] for w, c in zip(weights, levels, strict=True)), rel=1e-5
+    )
 
 
 def test_pixel_auxiliary_is_trained_and_logged(cheap_knn, tmp_path):
@@ -376,8 +408,13 @@ def test_ijepa_ntxent_logs_contrastive_diagnostics(cheap_knn, tmp_path):
 
 
 def _cli(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "jepa_core.train", *args], cwd=REPO,
-                          capture_output=True, text=True, timeout=300)
+    return subprocess.run(
+        [sys.executable, "-m", "jepa_core.train", *args],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
 
 
 def test_cli_trains_and_writes_history(tmp_path):
@@ -412,21 +449,38 @@ def test_a_cpu_minute_of_cjepa_beats_the_encoder_at_initialisation_on_knn(tmp_pa
     result = train("cjepa", overrides={"train.output_dir": str(tmp_path)}, progress=False)
     initial = float(result.history["knn_acc"].iloc[0])
     final = result.final["knn_acc"]
-    print(f"cjepa k-NN: initial {initial:.4f} -> final {final:.4f} "
-          f"({result.config.train.epochs} epochs)")
+    print(
+        f"cjepa k-NN: initial {initial:.4f} -> final {final:.4f} "
+        f"({result.config.train.epochs} epochs)"
+    )
     assert final > initial
 
 
 @pytest.mark.slow
-@pytest.mark.filterwarnings("ignore::jepa_core.train.CollapseWarning")  # expected for the broken run
+@pytest.mark.filterwarnings(
+    "ignore::jepa_core.train.CollapseWarning"
+)  # expected for the broken run
 def test_broken_teacher_collapses_where_healthy_ijepa_does_not(tmp_path):
-    budget = {"data.train_samples": 1024, "train.batch_size": 32, "train.epochs": 1,
-              "eval.every": 0, "eval.train_samples": 100, "monitor.samples": 256, "train.device": "cpu"}
-    healthy = train("ijepa", overrides={**budget, "train.output_dir": str(tmp_path / "healthy")},
-                    progress=False).final
-    broken = train("ijepa", overrides={**budget, **BROKEN, "train.output_dir": str(tmp_path / "broken")},
-                   progress=False).final
-    print(f"healthy rankme {healthy['rankme']:.3f} std_mean {healthy['std_mean']:.4f}; "
-          f"broken rankme {broken['rankme']:.3f} std_mean {broken['std_mean']:.4f}")
+    budget = {
+        "data.train_samples": 1024,
+        "train.batch_size": 32,
+        "train.epochs": 1,
+        "eval.every": 0,
+        "eval.train_samples": 100,
+        "monitor.samples": 256,
+        "train.device": "cpu",
+    }
+    healthy = train(
+        "ijepa", overrides={**budget, "train.output_dir": str(tmp_path / "healthy")}, progress=False
+    ).final
+    broken = train(
+        "ijepa",
+        overrides={**budget, **BROKEN, "train.output_dir": str(tmp_path / "broken")},
+        progress=False,
+    ).final
+    print(
+        f"healthy rankme {healthy['rankme']:.3f} std_mean {healthy['std_mean']:.4f}; "
+        f"broken rankme {broken['rankme']:.3f} std_mean {broken['std_mean']:.4f}"
+    )
     assert broken["rankme"] < 0.5 * healthy["rankme"]
     assert broken["std_mean"] < 0.5 * healthy["std_mean"]

@@ -41,31 +41,45 @@ def test_select_without_only_takes_every_numbered_notebook(workbook_root):
     assert stems(select([])) == list(NAMES)
 
 
-@pytest.mark.parametrize("only,expected", [
-    (["02"], ["02_ema"]),
-    (["2"], ["02_ema"]),  # a single digit is the same chapter
-    (["02_ema"], ["02_ema"]),  # the full name
-    (["10_extra", "01"], ["01_masks", "10_extra"]),  # run in chapter order
-    (["01", "01_masks"], ["01_masks"]),  # named twice, run once
-])
+@pytest.mark.parametrize(
+    "only,expected",
+    [
+        (["02"], ["02_ema"]),
+        (["2"], ["02_ema"]),  # a single digit is the same chapter
+        (["02_ema"], ["02_ema"]),  # the full name
+        (["10_extra", "01"], ["01_masks", "10_extra"]),  # run in chapter order
+        (["01", "01_masks"], ["01_masks"]),  # named twice, run once
+    ],
+)
 def test_select_picks_by_number_or_full_name(workbook_root, only, expected):
     assert stems(select(only)) == expected
 
 
 def test_select_refuses_an_unknown_notebook_listing_the_choices(workbook_root):
-    with pytest.raises(ValueError, match=r"--only '07' matches no notebook; choose from 01, 02, 10"):
+    with pytest.raises(
+        ValueError, match=r"--only '07' matches no notebook; choose from 01, 02, 10"
+    ):
         select(["02", "07"])
 
 
 @pytest.mark.parametrize("smoke", [False, True])
-def test_write_summary_has_the_comparison_table_each_notebooks_metrics_and_figure_links(workbook_root, smoke):
+def test_write_summary_has_the_comparison_table_each_notebooks_metrics_and_figure_links(
+    workbook_root, smoke
+):
     # a smoke run keeps its own tree, so it never overwrites a default run's results
     results = workbook_root / "results" / "smoke" if smoke else workbook_root / "results"
     table = [{"method": "ijepa", "knn_acc": 0.412345}, {"method": "cjepa", "knn_acc": 0.5}]
     (results / "05_evaluation").mkdir(parents=True)
-    (results / "05_evaluation" / "metrics.json").write_text(json.dumps({"metrics": {"comparison_table": table}}))
+    (results / "05_evaluation" / "metrics.json").write_text(
+        json.dumps({"metrics": {"comparison_table": table}})
+    )
     (results / "01_masks").mkdir(parents=True)
-    metrics = {"context_share": 0.123456, "runs": 3, "curve": [1, 2], "figures": ["masks.png", "stats.png"]}
+    metrics = {
+        "context_share": 0.123456,
+        "runs": 3,
+        "curve": [1, 2],
+        "figures": ["masks.png", "stats.png"],
+    }
     (results / "01_masks" / "metrics.json").write_text(json.dumps({"metrics": metrics}))
     books = [workbook_root / "notebooks" / f"{n}.ipynb" for n in ("01_masks", "02_ema")]
 
@@ -86,12 +100,19 @@ def test_write_summary_has_the_comparison_table_each_notebooks_metrics_and_figur
 
 def failing_notebook(path: Path) -> nbformat.NotebookNode:
     nb = nbformat.v4.new_notebook()
-    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    nb.metadata["kernelspec"] = {
+        "name": "python3",
+        "display_name": "Python 3",
+        "language": "python",
+    }
     params = nbformat.v4.new_code_cell("value = 0")
     params.metadata["tags"] = ["parameters"]
-    nb.cells = [nbformat.v4.new_markdown_cell("# fails on purpose"), params,
-                nbformat.v4.new_code_cell('raise RuntimeError(f"boom {value}")'),
-                nbformat.v4.new_code_cell("after = 1")]
+    nb.cells = [
+        nbformat.v4.new_markdown_cell("# fails on purpose"),
+        params,
+        nbformat.v4.new_code_cell('raise RuntimeError(f"boom {value}")'),
+        nbformat.v4.new_code_cell("after = 1"),
+    ]
     nbformat.write(nb, str(path))
     return nb
 
@@ -99,14 +120,16 @@ def failing_notebook(path: Path) -> nbformat.NotebookNode:
 def test_a_failing_notebook_names_itself_and_the_cell_and_keeps_its_partial_output(tmp_path):
     source = tmp_path / "breaks.ipynb"
     original = failing_notebook(source)
-    raising = next(i for i, c in enumerate(original.cells) if "raise" in c.source) + 1  # counted from 1
+    raising = (
+        next(i for i, c in enumerate(original.cells) if "raise" in c.source) + 1
+    )  # counted from 1
     output = tmp_path / "out" / "breaks.ipynb"
 
     with pytest.raises(NotebookFailed) as info:
         execute(source, output, {"value": 7}, cwd=tmp_path)
 
     error = info.value
-    assert error.cell == f"{raising} (raise RuntimeError(f\"boom {{value}}\"))"
+    assert error.cell == f'{raising} (raise RuntimeError(f"boom {{value}}"))'
     message = str(error)
     assert message.startswith(f"breaks.ipynb failed in cell {raising} ")
     assert "RuntimeError: boom 7" in message  # the injected parameter reached the kernel
@@ -124,17 +147,28 @@ def test_ensure_kernel_registers_a_kernel_running_this_environments_python():
     # The kernel's interpreter is this environment's (python or python3 of the same bin/),
     # not the base interpreter a venv's python links to.
     assert Path(os.path.abspath(argv0)).parent == Path(os.path.abspath(sys.executable)).parent
-    prefix = subprocess.run([argv0, "-c", "import sys; print(sys.prefix)"], capture_output=True, text=True,
-                            check=True, timeout=60).stdout.strip()
+    prefix = subprocess.run(
+        [argv0, "-c", "import sys; print(sys.prefix)"],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=60,
+    ).stdout.strip()
     assert prefix == sys.prefix
 
 
 def test_run_writes_the_summary_and_the_index_page_for_its_notebooks(workbook_root):
     """``make run`` / ``make smoke`` end with ``results/index.html`` beside ``summary.md``."""
     nb = nbformat.v4.new_notebook()
-    nb.cells = [nbformat.v4.new_code_cell("smoke = False", metadata={"tags": ["parameters"]}),
-                nbformat.v4.new_code_cell("print('the verdict: 2 > 1')\nassert 2 > 1")]
-    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    nb.cells = [
+        nbformat.v4.new_code_cell("smoke = False", metadata={"tags": ["parameters"]}),
+        nbformat.v4.new_code_cell("print('the verdict: 2 > 1')\nassert 2 > 1"),
+    ]
+    nb.metadata["kernelspec"] = {
+        "name": "python3",
+        "display_name": "Python 3",
+        "language": "python",
+    }
     for name in (*NAMES, "scratch"):
         (workbook_root / "notebooks" / f"{name}.ipynb").unlink()
     nbformat.write(nb, str(workbook_root / "notebooks" / "01_tiny.ipynb"))

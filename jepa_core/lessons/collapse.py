@@ -30,21 +30,48 @@ BROKEN = {"ema.stop_grad": False, "ema.target_in_optimizer": True}
 # name -> (preset, overrides, what it shows)
 COLLAPSE_VARIANTS: dict[str, tuple[str, dict[str, Any], str]] = {
     "healthy": ("ijepa", {}, "I-JEPA as published: stop-gradient, EMA teacher 0.996 -> 1"),
-    "no_stop_grad": ("ijepa", dict(BROKEN), "target in the autograd graph and trained by the optimizer"),
-    "teacher_is_student": ("ijepa", {"ema.kind": "constant", "ema.start": 0.0},
-                           "EMA momentum 0: the teacher is a copy of the student every step"),
-    "frozen_teacher": ("ijepa", {"ema.kind": "constant", "ema.start": 1.0},
-                       "EMA momentum 1: the teacher stays at its random initialisation"),
-    "vicreg_rescue": ("cjepa", dict(BROKEN), "the broken configuration plus VICReg (C-JEPA's terms)"),
+    "no_stop_grad": (
+        "ijepa",
+        dict(BROKEN),
+        "target in the autograd graph and trained by the optimizer",
+    ),
+    "teacher_is_student": (
+        "ijepa",
+        {"ema.kind": "constant", "ema.start": 0.0},
+        "EMA momentum 0: the teacher is a copy of the student every step",
+    ),
+    "frozen_teacher": (
+        "ijepa",
+        {"ema.kind": "constant", "ema.start": 1.0},
+        "EMA momentum 1: the teacher stays at its random initialisation",
+    ),
+    "vicreg_rescue": (
+        "cjepa",
+        dict(BROKEN),
+        "the broken configuration plus VICReg (C-JEPA's terms)",
+    ),
 }
 
-SUMMARY_METRICS = ("loss", "jepa", "std_mean", "std_min", "rankme", "mean_cosine", "knn_acc",
-                   "student_std_mean", "student_rankme")
+SUMMARY_METRICS = (
+    "loss",
+    "jepa",
+    "std_mean",
+    "std_min",
+    "rankme",
+    "mean_cosine",
+    "knn_acc",
+    "student_std_mean",
+    "student_rankme",
+)
 
 
-def collapse_lab(variants: Mapping[str, tuple[str, Mapping[str, Any], str]] | None = None, *,
-                 common: Mapping[str, Any] | None = None, output_dir: str | None = None,
-                 progress: bool = False) -> dict[str, TrainResult]:
+def collapse_lab(
+    variants: Mapping[str, tuple[str, Mapping[str, Any], str]] | None = None,
+    *,
+    common: Mapping[str, Any] | None = None,
+    output_dir: str | None = None,
+    progress: bool = False,
+) -> dict[str, TrainResult]:
     """Train every variant with the same ``common`` overrides; return name -> TrainResult.
 
     Each run writes its checkpoint and history to ``<output_dir>/runs/<name>/``. All configs
@@ -54,8 +81,12 @@ def collapse_lab(variants: Mapping[str, tuple[str, Mapping[str, Any], str]] | No
     base = output_dir_for("02_ema_and_collapse", output_dir)
     configs = {}
     for name, (preset, overrides, _) in variants.items():
-        merged = {**(common or {}), **overrides, "train.output_dir": str(base / "runs" / name),
-                  "train.resume": False}
+        merged = {
+            **(common or {}),
+            **overrides,
+            "train.output_dir": str(base / "runs" / name),
+            "train.resume": False,
+        }
         configs[name] = load_config(preset, merged)
     return {name: train(cfg, progress=progress) for name, cfg in configs.items()}
 
@@ -75,15 +106,21 @@ def lab_summary(runs: Mapping[str, TrainResult]) -> pd.DataFrame:
     return pd.DataFrame(rows).set_index("run")
 
 
-def collapsed_runs(summary: pd.DataFrame, healthy: str = "healthy", ratio: float = 0.5) -> list[str]:
+def collapsed_runs(
+    summary: pd.DataFrame, healthy: str = "healthy", ratio: float = 0.5
+) -> list[str]:
     """Runs whose final RankMe *and* std_mean both fell below ``ratio`` x the healthy run's."""
     ref = summary.loc[healthy]
-    mask = (summary["rankme"] < ratio * ref["rankme"]) & (summary["std_mean"] < ratio * ref["std_mean"])
+    mask = (summary["rankme"] < ratio * ref["rankme"]) & (
+        summary["std_mean"] < ratio * ref["std_mean"]
+    )
     return [name for name in summary.index[mask] if name != healthy]
 
 
-def plot_collapse_curves(runs: Mapping[str, TrainResult],
-                         metrics: Sequence[str] = ("jepa", "std_mean", "std_min", "rankme", "knn_acc")):
+def plot_collapse_curves(
+    runs: Mapping[str, TrainResult],
+    metrics: Sequence[str] = ("jepa", "std_mean", "std_min", "rankme", "knn_acc"),
+):
     """One panel per metric, one line per run, against optimizer steps (log scale where the
     metric spans decades)."""
     import matplotlib.pyplot as plt
@@ -95,7 +132,13 @@ def plot_collapse_curves(runs: Mapping[str, TrainResult],
             if metric not in h:
                 continue
             data = h[["step", metric]].dropna()
-            ax.plot(data["step"], data[metric], marker="o" if metric == "knn_acc" else None, ms=3, label=name)
+            ax.plot(
+                data["step"],
+                data[metric],
+                marker="o" if metric == "knn_acc" else None,
+                ms=3,
+                label=name,
+            )
         ax.set_title(metric)
         ax.set_xlabel("optimizer step")
         if metric in ("std_mean", "std_min", "jepa", "loss"):

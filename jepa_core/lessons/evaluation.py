@@ -73,8 +73,14 @@ def run_dir(out: str | Path, method: str) -> Path:
     return Path(out) / "runs" / method
 
 
-def train_or_resume(method: str, overrides: Mapping[str, Any] | None, out: str | Path, *,
-                    progress: bool = False, on_changed: str = "retrain") -> TrainResult:
+def train_or_resume(
+    method: str,
+    overrides: Mapping[str, Any] | None,
+    out: str | Path,
+    *,
+    progress: bool = False,
+    on_changed: str = "retrain",
+) -> TrainResult:
     """Train ``method`` (a preset of ``jepa_core.config``) into ``<out>/runs/<method>/`` with
     ``train.resume=True``: a finished run with the same config returns at once, an interrupted
     one continues from its last epoch.
@@ -88,9 +94,13 @@ def train_or_resume(method: str, overrides: Mapping[str, Any] | None, out: str |
     if on_changed not in ON_CHANGED:
         raise ValueError(f"on_changed must be one of {ON_CHANGED}; got {on_changed!r}")
     if overrides is not None and not isinstance(overrides, Mapping):
-        raise TypeError(f"overrides must be a dict of dotted config keys or None; got {type(overrides).__name__}")
+        raise TypeError(
+            f"overrides must be a dict of dotted config keys or None; got {type(overrides).__name__}"
+        )
     folder = run_dir(out, method)
-    cfg = load_config(method, {**(overrides or {}), "train.output_dir": str(folder), "train.resume": True})
+    cfg = load_config(
+        method, {**(overrides or {}), "train.output_dir": str(folder), "train.resume": True}
+    )
     checkpoint = folder / CHECKPOINT_NAME
     if checkpoint.exists():
         changes = config_changes(saved_config(load_checkpoint(checkpoint), checkpoint), cfg)
@@ -121,12 +131,14 @@ def same_weights(a: nn.Module, b: nn.Module) -> bool:
     """True when two modules hold identical parameters and buffers (names, shapes, values)."""
     sa, sb = a.state_dict(), b.state_dict()
     return sa.keys() == sb.keys() and all(
-        sa[k].shape == sb[k].shape and torch.equal(sa[k].cpu(), sb[k].cpu()) for k in sa)
+        sa[k].shape == sb[k].shape and torch.equal(sa[k].cpu(), sb[k].cpu()) for k in sa
+    )
 
 
 # --- features ------------------------------------------------------------------------------
-def evaluation_loaders(cfg: Config, batch_size: int = 256, test_samples: int | None = None
-                       ) -> tuple[DataLoader, DataLoader]:
+def evaluation_loaders(
+    cfg: Config, batch_size: int = 256, test_samples: int | None = None
+) -> tuple[DataLoader, DataLoader]:
     """Un-augmented ``(train, test)`` loaders of the dataset ``cfg`` names, in a fixed order.
 
     The training split is the whole training set (not the run's ``data.train_samples``
@@ -138,15 +150,22 @@ def evaluation_loaders(cfg: Config, batch_size: int = 256, test_samples: int | N
         raise TypeError(f"cfg must be a jepa_core.config.Config; got {type(cfg).__name__}")
     if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
         raise ValueError(f"batch_size must be an int >= 1; got {batch_size!r}")
-    if test_samples is not None and (isinstance(test_samples, bool) or not isinstance(test_samples, int)
-                                     or test_samples < 1):
+    if test_samples is not None and (
+        isinstance(test_samples, bool) or not isinstance(test_samples, int) or test_samples < 1
+    ):
         raise ValueError(f"test_samples must be an int >= 1 or None; got {test_samples!r}")
-    train_set, test_set = make_datasets(cfg.data.name, root=cfg.data.root, download=cfg.data.download,
-                                        image_size=cfg.data.image_size)
+    train_set, test_set = make_datasets(
+        cfg.data.name,
+        root=cfg.data.root,
+        download=cfg.data.download,
+        image_size=cfg.data.image_size,
+    )
     train_set = fixed_subset(train_set, cfg.eval.train_samples)
     test_set = fixed_subset(test_set, test_samples)
-    return (DataLoader(train_set, batch_size=batch_size, shuffle=False),
-            DataLoader(test_set, batch_size=batch_size, shuffle=False))
+    return (
+        DataLoader(train_set, batch_size=batch_size, shuffle=False),
+        DataLoader(test_set, batch_size=batch_size, shuffle=False),
+    )
 
 
 class _MeanAndTokens(nn.Module):
@@ -160,13 +179,17 @@ class _MeanAndTokens(nn.Module):
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         tokens = self.encoder(images)
         if not isinstance(tokens, torch.Tensor) or tokens.ndim != 3:
-            shape = tuple(tokens.shape) if isinstance(tokens, torch.Tensor) else type(tokens).__name__
+            shape = (
+                tuple(tokens.shape) if isinstance(tokens, torch.Tensor) else type(tokens).__name__
+            )
             raise ValueError(f"encoder must return token features [B, N, D], got {shape}")
         self.dim = tokens.shape[-1]
         return torch.cat([tokens.mean(dim=1, keepdim=True), tokens], dim=1)
 
 
-def _pooled_features(encoder: nn.Module, loader: Iterable, pools: Sequence[str]) -> dict[str, tuple]:
+def _pooled_features(
+    encoder: nn.Module, loader: Iterable, pools: Sequence[str]
+) -> dict[str, tuple]:
     wrapped = _MeanAndTokens(encoder)
     both, labels = extract_features(wrapped, loader, pool="flatten")
     dim = wrapped.dim
@@ -187,9 +210,12 @@ def _check_pools(pools: Sequence[str]) -> tuple[str, ...]:
     return tuple(pools)
 
 
-def feature_sets(encoders: Mapping[tuple[str, str], nn.Module], train_loader: Iterable,
-                 test_loader: Iterable, pools: Sequence[str] = POOL_KINDS
-                 ) -> dict[tuple[str, str, str], FeatureSplit]:
+def feature_sets(
+    encoders: Mapping[tuple[str, str], nn.Module],
+    train_loader: Iterable,
+    test_loader: Iterable,
+    pools: Sequence[str] = POOL_KINDS,
+) -> dict[tuple[str, str, str], FeatureSplit]:
     """Frozen features of every encoder under every pool, on both splits.
 
     ``encoders`` maps ``(method, encoder)`` (e.g. ``("ijepa", "target")``) to a module whose
@@ -198,7 +224,9 @@ def feature_sets(encoders: Mapping[tuple[str, str], nn.Module], train_loader: It
     """
     pools = _check_pools(pools)
     if not isinstance(encoders, Mapping) or not encoders:
-        raise ValueError(f"encoders must be a non-empty dict {{(method, encoder): module}}; got {encoders!r}")
+        raise ValueError(
+            f"encoders must be a non-empty dict {{(method, encoder): module}}; got {encoders!r}"
+        )
     out: dict[tuple[str, str, str], FeatureSplit] = {}
     for key, encoder in encoders.items():
         if not (isinstance(key, tuple) and len(key) == 2 and all(isinstance(k, str) for k in key)):
@@ -210,11 +238,17 @@ def feature_sets(encoders: Mapping[tuple[str, str], nn.Module], train_loader: It
     return out
 
 
-def pixel_feature_sets(train_loader: Iterable, test_loader: Iterable
-                       ) -> dict[tuple[str, str, str], FeatureSplit]:
+def pixel_feature_sets(
+    train_loader: Iterable, test_loader: Iterable
+) -> dict[tuple[str, str, str], FeatureSplit]:
     """The raw-pixel baseline twice: as is and mean-centred for k-NN (same tensors)."""
-    plain = FeatureSplit("raw pixels", "-", "pixels", *raw_pixel_features(train_loader),
-                         *raw_pixel_features(test_loader))
+    plain = FeatureSplit(
+        "raw pixels",
+        "-",
+        "pixels",
+        *raw_pixel_features(train_loader),
+        *raw_pixel_features(test_loader),
+    )
     centred = dataclasses.replace(plain, pool="pixels, centred", centred=True)
     return {plain.key: plain, centred.key: centred}
 
@@ -225,13 +259,21 @@ def _check_k_values(k_values: Sequence[int]) -> tuple[int, ...]:
         raise ValueError(f"k_values must be a non-empty list of ints >= 1; got {k_values!r}")
     for k in k_values:
         if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
-            raise ValueError(f"k_values must be a non-empty list of ints >= 1; got {list(k_values)!r}")
+            raise ValueError(
+                f"k_values must be a non-empty list of ints >= 1; got {list(k_values)!r}"
+            )
     return tuple(int(k) for k in k_values)
 
 
-def accuracy_table(features: Mapping[Any, FeatureSplit], k_values: Sequence[int] = (1, 5, 20, 50), *,
-                   linear_probe: bool | Callable[[FeatureSplit], bool] = True, temperature: float = 0.07,
-                   probe_max_iter: int = 1000, seed: int = 0) -> pd.DataFrame:
+def accuracy_table(
+    features: Mapping[Any, FeatureSplit],
+    k_values: Sequence[int] = (1, 5, 20, 50),
+    *,
+    linear_probe: bool | Callable[[FeatureSplit], bool] = True,
+    temperature: float = 0.07,
+    probe_max_iter: int = 1000,
+    seed: int = 0,
+) -> pd.DataFrame:
     """One row per feature split: ``method, encoder, pool, dim, knn<k>`` for every k, and
     ``linear_probe`` (NaN where not probed); accuracies in [0, 1].
 
@@ -241,7 +283,9 @@ def accuracy_table(features: Mapping[Any, FeatureSplit], k_values: Sequence[int]
     """
     k_values = _check_k_values(k_values)
     if not (isinstance(linear_probe, bool) or callable(linear_probe)):
-        raise TypeError(f"linear_probe must be a bool or a predicate on FeatureSplit; got {linear_probe!r}")
+        raise TypeError(
+            f"linear_probe must be a bool or a predicate on FeatureSplit; got {linear_probe!r}"
+        )
     wants_probe = linear_probe if callable(linear_probe) else (lambda _split: linear_probe)
     if not isinstance(features, Mapping) or not features:
         raise ValueError(f"features must be a non-empty dict of FeatureSplit; got {features!r}")
@@ -251,66 +295,112 @@ def accuracy_table(features: Mapping[Any, FeatureSplit], k_values: Sequence[int]
             raise TypeError(f"features values must be FeatureSplit; got {type(split).__name__}")
         too_big = [k for k in k_values if k > len(split.train_y)]
         if too_big:
-            raise ValueError(f"k_values {too_big} exceed the {len(split.train_y)} training rows of "
-                             f"{split.key}; lower k_values or raise eval.train_samples")
-        row: dict[str, Any] = {"method": split.method, "encoder": split.encoder, "pool": split.pool,
-                               "dim": int(split.train_x.shape[1])}
+            raise ValueError(
+                f"k_values {too_big} exceed the {len(split.train_y)} training rows of "
+                f"{split.key}; lower k_values or raise eval.train_samples"
+            )
+        row: dict[str, Any] = {
+            "method": split.method,
+            "encoder": split.encoder,
+            "pool": split.pool,
+            "dim": int(split.train_x.shape[1]),
+        }
         for k in k_values:
-            row[f"knn{k}"] = knn_accuracy(split.train_x, split.train_y, split.test_x, split.test_y, k=k,
-                                          temperature=temperature, center=split.centred)
+            row[f"knn{k}"] = knn_accuracy(
+                split.train_x,
+                split.train_y,
+                split.test_x,
+                split.test_y,
+                k=k,
+                temperature=temperature,
+                center=split.centred,
+            )
         row["linear_probe"] = math.nan
         if wants_probe(split):
             # One BLAS thread: on a busy 2-core machine OpenBLAS threads spin-wait for each
             # other and lbfgs on [4000, 128] took 40 s instead of 1 s (same result).
             with threadpool_limits(limits=1):
-                row["linear_probe"] = linear_probe_accuracy(split.train_x, split.train_y, split.test_x,
-                                                            split.test_y, max_iter=probe_max_iter, seed=seed)
+                row["linear_probe"] = linear_probe_accuracy(
+                    split.train_x,
+                    split.train_y,
+                    split.test_x,
+                    split.test_y,
+                    max_iter=probe_max_iter,
+                    seed=seed,
+                )
         rows.append(row)
     return pd.DataFrame(rows)
 
 
-def comparison_table(table: pd.DataFrame, *, encoder: str = "target", k: int = 20,
-                     pools: Sequence[str] = ("mean", "flatten")) -> pd.DataFrame:
+def comparison_table(
+    table: pd.DataFrame,
+    *,
+    encoder: str = "target",
+    k: int = 20,
+    pools: Sequence[str] = ("mean", "flatten"),
+) -> pd.DataFrame:
     """The headline table: rows of ``table`` with the chosen encoder (plus the ``init`` and
     ``raw pixels`` rows, whatever their encoder label) and pools, columns
     ``method, encoder, pool, knn<k>, linear_probe``."""
     column = f"knn{k}"
     if column not in table.columns:
-        raise ValueError(f"k={k} was not measured: table has {[c for c in table.columns if c.startswith('knn')]}")
+        raise ValueError(
+            f"k={k} was not measured: table has {[c for c in table.columns if c.startswith('knn')]}"
+        )
     baseline = table["method"].isin(["init", "raw pixels"])
-    keep = (baseline | (table["encoder"] == encoder)) & (table["pool"].isin(pools) | (table["method"] == "raw pixels"))
+    keep = (baseline | (table["encoder"] == encoder)) & (
+        table["pool"].isin(pools) | (table["method"] == "raw pixels")
+    )
     if not (table["encoder"] == encoder).any():
         raise ValueError(f"encoder must be one of {sorted(set(table['encoder']))}; got {encoder!r}")
-    return table.loc[keep, ["method", "encoder", "pool", column, "linear_probe"]].reset_index(drop=True)
+    return table.loc[keep, ["method", "encoder", "pool", column, "linear_probe"]].reset_index(
+        drop=True
+    )
 
 
-def per_class_accuracy(pred: torch.Tensor | np.ndarray, y: torch.Tensor | np.ndarray,
-                       classes: Sequence[str]) -> pd.DataFrame:
+def per_class_accuracy(
+    pred: torch.Tensor | np.ndarray, y: torch.Tensor | np.ndarray, classes: Sequence[str]
+) -> pd.DataFrame:
     """Accuracy within each true class: index ``classes``, columns ``n``, ``correct``,
     ``accuracy`` (NaN for a class with no test example)."""
     pred = np.asarray(pred.cpu() if isinstance(pred, torch.Tensor) else pred)
     y = np.asarray(y.cpu() if isinstance(y, torch.Tensor) else y)
     if pred.ndim != 1 or y.ndim != 1 or pred.shape != y.shape:
-        raise ValueError(f"pred and y must be 1-D of equal length; got shapes {pred.shape} and {y.shape}")
+        raise ValueError(
+            f"pred and y must be 1-D of equal length; got shapes {pred.shape} and {y.shape}"
+        )
     if not np.issubdtype(y.dtype, np.integer) or not np.issubdtype(pred.dtype, np.integer):
-        raise TypeError(f"pred and y must hold integer class indices; got {pred.dtype} and {y.dtype}")
+        raise TypeError(
+            f"pred and y must hold integer class indices; got {pred.dtype} and {y.dtype}"
+        )
     classes = [str(c) for c in classes]
     if not classes:
         raise ValueError("classes must name at least one class; got []")
     for name, values in (("y", y), ("pred", pred)):
         if values.size and (values.min() < 0 or values.max() >= len(classes)):
-            raise ValueError(f"{name} must be class indices in [0, {len(classes) - 1}]; "
-                             f"got values in [{values.min()}, {values.max()}]")
+            raise ValueError(
+                f"{name} must be class indices in [0, {len(classes) - 1}]; "
+                f"got values in [{values.min()}, {values.max()}]"
+            )
     n = np.bincount(y, minlength=len(classes))
     correct = np.bincount(y[pred == y], minlength=len(classes))
     with np.errstate(invalid="ignore", divide="ignore"):
         accuracy = np.where(n > 0, correct / np.maximum(n, 1), np.nan)
-    return pd.DataFrame({"n": n, "correct": correct, "accuracy": accuracy}, index=pd.Index(classes, name="class"))
+    return pd.DataFrame(
+        {"n": n, "correct": correct, "accuracy": accuracy}, index=pd.Index(classes, name="class")
+    )
 
 
-def knn_per_class(split: FeatureSplit, classes: Sequence[str], k: int = 20,
-                  temperature: float = 0.07) -> pd.DataFrame:
+def knn_per_class(
+    split: FeatureSplit, classes: Sequence[str], k: int = 20, temperature: float = 0.07
+) -> pd.DataFrame:
     """``per_class_accuracy`` of the weighted k-NN on one feature split."""
-    pred = knn_predict(split.train_x, split.train_y, split.test_x, k=k, temperature=temperature,
-                       center=split.centred)
+    pred = knn_predict(
+        split.train_x,
+        split.train_y,
+        split.test_x,
+        k=k,
+        temperature=temperature,
+        center=split.centred,
+    )
     return per_class_accuracy(pred, split.test_y, classes)

@@ -19,18 +19,29 @@ def plot_per_class(tables: Mapping[str, pd.DataFrame], title: str = "per-class a
     import matplotlib.pyplot as plt
 
     if not isinstance(tables, Mapping) or not tables:
-        raise ValueError(f"tables must be a non-empty dict name -> per_class_accuracy table; got {tables!r}")
+        raise ValueError(
+            f"tables must be a non-empty dict name -> per_class_accuracy table; got {tables!r}"
+        )
     frames = list(tables.values())
     classes = list(frames[0].index)
     for name, frame in tables.items():
         if list(frame.index) != classes:
-            raise ValueError(f"every table must cover the classes {classes}; {name!r} has {list(frame.index)}")
-    fig, ax = plt.subplots(figsize=(min(11.0, max(6.0, 2.0 + 0.22 * len(classes) * len(tables))), 3.4))
+            raise ValueError(
+                f"every table must cover the classes {classes}; {name!r} has {list(frame.index)}"
+            )
+    fig, ax = plt.subplots(
+        figsize=(min(11.0, max(6.0, 2.0 + 0.22 * len(classes) * len(tables))), 3.4)
+    )
     width = 0.8 / len(tables)
     x = np.arange(len(classes))
     for i, (name, frame) in enumerate(tables.items()):
         overall = frame["correct"].sum() / max(frame["n"].sum(), 1)
-        ax.bar(x + (i - (len(tables) - 1) / 2) * width, frame["accuracy"], width, label=f"{name} ({overall:.2f})")
+        ax.bar(
+            x + (i - (len(tables) - 1) / 2) * width,
+            frame["accuracy"],
+            width,
+            label=f"{name} ({overall:.2f})",
+        )
     ax.set_xticks(x, classes)
     ax.set_ylim(0, 1.05)
     ax.set_xlabel("true class")
@@ -41,10 +52,15 @@ def plot_per_class(tables: Mapping[str, pd.DataFrame], title: str = "per-class a
     return fig
 
 
-def project_2d(features: torch.Tensor | np.ndarray, method: str = "pca", seed: int = 0) -> np.ndarray:
+def project_2d(
+    features: torch.Tensor | np.ndarray, method: str = "pca", seed: int = 0
+) -> np.ndarray:
     """``[M, F]`` -> ``[M, 2]`` by PCA (linear, global structure) or t-SNE (van der Maaten &
     Hinton 2008; local neighbourhoods, distances between clusters mean little)."""
-    x = np.asarray(features.detach().cpu() if isinstance(features, torch.Tensor) else features, dtype=np.float64)
+    x = np.asarray(
+        features.detach().cpu() if isinstance(features, torch.Tensor) else features,
+        dtype=np.float64,
+    )
     if x.ndim != 2 or x.shape[0] < 3 or x.shape[1] < 2:
         raise ValueError(f"features must be 2-D [M >= 3, F >= 2]; got shape {x.shape}")
     if method == "pca":
@@ -58,18 +74,27 @@ def project_2d(features: torch.Tensor | np.ndarray, method: str = "pca", seed: i
         # t-SNE on the top principal components: the usual speed-up, little change in the map.
         reduced = PCA(n_components=min(50, *x.shape), random_state=seed).fit_transform(x)
         perplexity = min(30.0, (x.shape[0] - 1) / 3)
-        return TSNE(n_components=2, perplexity=perplexity, init="pca", random_state=seed).fit_transform(reduced)
+        return TSNE(
+            n_components=2, perplexity=perplexity, init="pca", random_state=seed
+        ).fit_transform(reduced)
     raise ValueError(f"method must be 'pca' or 'tsne'; got {method!r}")
 
 
-def plot_projection(features: Mapping[str, torch.Tensor | np.ndarray], labels: torch.Tensor | np.ndarray,
-                    classes: Sequence[str], method: str = "pca", seed: int = 0):
+def plot_projection(
+    features: Mapping[str, torch.Tensor | np.ndarray],
+    labels: torch.Tensor | np.ndarray,
+    classes: Sequence[str],
+    method: str = "pca",
+    seed: int = 0,
+):
     """One scatter panel per entry of ``features`` (name -> ``[M, F]``), points coloured by
     class, projected to 2-D by ``project_2d``."""
     import matplotlib.pyplot as plt
 
     if not isinstance(features, Mapping) or not features:
-        raise ValueError(f"features must be a non-empty dict name -> [M, F] features; got {features!r}")
+        raise ValueError(
+            f"features must be a non-empty dict name -> [M, F] features; got {features!r}"
+        )
     labels = np.asarray(labels.cpu() if isinstance(labels, torch.Tensor) else labels)
     for name, x in features.items():
         if len(x) != len(labels):
@@ -78,8 +103,17 @@ def plot_projection(features: Mapping[str, torch.Tensor | np.ndarray], labels: t
     cmap = plt.get_cmap("tab10" if len(classes) <= 10 else "tab20")
     for ax, (name, x) in zip(axes[0], features.items(), strict=True):
         xy = project_2d(x, method=method, seed=seed)
-        points = ax.scatter(xy[:, 0], xy[:, 1], c=labels, cmap=cmap, vmin=-0.5, vmax=len(classes) - 0.5,
-                            s=6, alpha=0.7, linewidths=0)
+        points = ax.scatter(
+            xy[:, 0],
+            xy[:, 1],
+            c=labels,
+            cmap=cmap,
+            vmin=-0.5,
+            vmax=len(classes) - 0.5,
+            s=6,
+            alpha=0.7,
+            linewidths=0,
+        )
         ax.set_title(name, fontsize=9)
         ax.set_xticks([])
         ax.set_yticks([])
@@ -103,8 +137,10 @@ def plot_comparison(comparison: pd.DataFrame, k: int = 20):
     column = f"knn{k}"
     for needed in (column, "linear_probe", "method", "pool"):
         if needed not in comparison.columns:
-            raise ValueError(f"comparison must have a {needed!r} column (from comparison_table); "
-                             f"got {list(comparison.columns)}")
+            raise ValueError(
+                f"comparison must have a {needed!r} column (from comparison_table); "
+                f"got {list(comparison.columns)}"
+            )
     labels = [_row_label(row) for _, row in comparison.iterrows()]
     x = np.arange(len(labels))
     fig, ax = plt.subplots(figsize=(max(6.0, 0.55 * len(labels)), 3.6))
@@ -135,8 +171,15 @@ def plot_knn_vs_k(table: pd.DataFrame, encoder: str = "target"):
     fig, ax = plt.subplots(figsize=(5.6, 3.6))
     colours = {m: f"C{i}" for i, m in enumerate(dict.fromkeys(table.loc[keep, "method"]))}
     for _, row in table[keep].iterrows():
-        ax.plot(ks, row[columns].astype(float), marker="o", ms=3, color=colours[row["method"]],
-                ls=styles.get(row["pool"], ":"), label=_row_label(row))
+        ax.plot(
+            ks,
+            row[columns].astype(float),
+            marker="o",
+            ms=3,
+            color=colours[row["method"]],
+            ls=styles.get(row["pool"], ":"),
+            label=_row_label(row),
+        )
     ax.set_xscale("log")
     ax.set_xticks(ks, [str(k) for k in ks])
     ax.set_xlabel("k (neighbours voting)")

@@ -43,10 +43,11 @@ from ..objectives import (
 EMBEDDING_KINDS = ("healthy", "dimension_collapsed", "fully_collapsed")
 
 
-
 def _check_nonnegative(name: str, value: object) -> float:
     if isinstance(value, bool) or not isinstance(value, Real):
-        raise TypeError(f"{name} must be a real number >= 0, got {value!r} ({type(value).__name__})")
+        raise TypeError(
+            f"{name} must be a real number >= 0, got {value!r} ({type(value).__name__})"
+        )
     if not np.isfinite(value) or value < 0:
         raise ValueError(f"{name} must be a finite real number >= 0, got {value!r}")
     return float(value)
@@ -54,16 +55,27 @@ def _check_nonnegative(name: str, value: object) -> float:
 
 def _check_positive_values(name: str, values: object) -> list[float]:
     if isinstance(values, (str, bytes)) or not isinstance(values, Sequence | np.ndarray):
-        raise TypeError(f"{name} must be a sequence of positive numbers, got {type(values).__name__}")
+        raise TypeError(
+            f"{name} must be a sequence of positive numbers, got {type(values).__name__}"
+        )
     out = [float(v) for v in values]
     if not out or not all(np.isfinite(v) and v > 0 for v in out):
-        raise ValueError(f"{name} must be a non-empty sequence of finite numbers > 0, got {list(values)}")
+        raise ValueError(
+            f"{name} must be a non-empty sequence of finite numbers > 0, got {list(values)}"
+        )
     return out
 
 
-def synthetic_views(kind: str, n: int, dim: int, *, rank: int = 4, view_noise: float = 0.1,
-                    collapse_noise: float = 1e-3,
-                    generator: torch.Generator | None = None) -> tuple[Tensor, Tensor]:
+def synthetic_views(
+    kind: str,
+    n: int,
+    dim: int,
+    *,
+    rank: int = 4,
+    view_noise: float = 0.1,
+    collapse_noise: float = 1e-3,
+    generator: torch.Generator | None = None,
+) -> tuple[Tensor, Tensor]:
     """Two views ``(z_a, z_b)``, each [n, dim] float32, of one of :data:`EMBEDDING_KINDS`
     (formulas in the module docstring). ``rank`` is k (dimension_collapsed only, 1..dim);
     ``view_noise`` is s; ``collapse_noise`` is t. All randomness comes from ``generator``."""
@@ -77,7 +89,9 @@ def synthetic_views(kind: str, n: int, dim: int, *, rank: int = 4, view_noise: f
     view_noise = _check_nonnegative("view_noise", view_noise)
     collapse_noise = _check_nonnegative("collapse_noise", collapse_noise)
     if generator is not None and not isinstance(generator, torch.Generator):
-        raise TypeError(f"generator must be a torch.Generator or None, got {type(generator).__name__}")
+        raise TypeError(
+            f"generator must be a torch.Generator or None, got {type(generator).__name__}"
+        )
 
     def noise(*shape: int) -> Tensor:
         return torch.randn(*shape, generator=generator)
@@ -93,8 +107,9 @@ def synthetic_views(kind: str, n: int, dim: int, *, rank: int = 4, view_noise: f
     return c + collapse_noise * noise(n, dim), c + collapse_noise * noise(n, dim)
 
 
-def jepa_loss_probe(target: Tensor, scales: Sequence[float],
-                    outliers: Sequence[float]) -> tuple[pd.DataFrame, pd.DataFrame]:
+def jepa_loss_probe(
+    target: Tensor, scales: Sequence[float], outliers: Sequence[float]
+) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Each loss of ``JEPA_LOSS_KINDS`` on two families of predictions of ``target`` [..., D]:
 
     * ``pred = s * target`` for each s in ``scales`` -> columns ``scale``, ``kind``, ``loss``;
@@ -103,13 +118,18 @@ def jepa_loss_probe(target: Tensor, scales: Sequence[float],
       outlier coordinate times the number of elements (mse: 2m; smooth L1: min(m, 1)).
     """
     if not isinstance(target, Tensor) or not target.is_floating_point() or target.ndim < 2:
-        raise TypeError(f"target must be a floating tensor [..., D] with >= 2 dims, got "
-                        f"{getattr(target, 'shape', type(target).__name__)}")
+        raise TypeError(
+            f"target must be a floating tensor [..., D] with >= 2 dims, got "
+            f"{getattr(target, 'shape', type(target).__name__)}"
+        )
     scales = _check_positive_values("scales", scales)
     outliers = _check_positive_values("outliers", outliers)
     target = target.detach().double()  # float64: 1 - cos stays exact enough at tiny outliers
-    scaled = [{"scale": s, "kind": kind, "loss": float(jepa_loss(s * target, target, kind))}
-              for s in scales for kind in JEPA_LOSS_KINDS]
+    scaled = [
+        {"scale": s, "kind": kind, "loss": float(jepa_loss(s * target, target, kind))}
+        for s in scales
+        for kind in JEPA_LOSS_KINDS
+    ]
     rows = []
     for m in outliers:
         for kind in JEPA_LOSS_KINDS:
@@ -118,12 +138,20 @@ def jepa_loss_probe(target: Tensor, scales: Sequence[float],
             pred.requires_grad_(True)
             loss = jepa_loss(pred, target, kind)
             (grad,) = torch.autograd.grad(loss, pred)
-            rows.append({"magnitude": m, "kind": kind, "loss": float(loss.detach()),
-                         "outlier_grad": float(grad.view(-1)[0]) * target.numel()})
+            rows.append(
+                {
+                    "magnitude": m,
+                    "kind": kind,
+                    "loss": float(loss.detach()),
+                    "outlier_grad": float(grad.view(-1)[0]) * target.numel(),
+                }
+            )
     return pd.DataFrame(scaled), pd.DataFrame(rows)
 
 
-def vicreg_table(views: Mapping[str, tuple[Tensor, Tensor]], **vicreg_kwargs: float) -> pd.DataFrame:
+def vicreg_table(
+    views: Mapping[str, tuple[Tensor, Tensor]], **vicreg_kwargs: float
+) -> pd.DataFrame:
     """One row per named pair ``(z_a, z_b)``: VICReg's unweighted ``invariance``, ``variance``,
     ``covariance`` and weighted ``loss`` (``vicreg_kwargs`` go to :func:`vicreg_loss`), then
     ``rankme``, ``std_mean`` and ``mean_cosine`` of ``z_a`` (:func:`embedding_stats`)."""
@@ -132,12 +160,16 @@ def vicreg_table(views: Mapping[str, tuple[Tensor, Tensor]], **vicreg_kwargs: fl
     rows = {}
     for name, pair in views.items():
         if not isinstance(pair, (tuple, list)) or len(pair) != 2:
-            raise ValueError(f"views[{name!r}] must be a pair (z_a, z_b), got {type(pair).__name__}")
+            raise ValueError(
+                f"views[{name!r}] must be a pair (z_a, z_b), got {type(pair).__name__}"
+            )
         z_a, z_b = pair
         terms = vicreg_loss(z_a, z_b, **vicreg_kwargs)
         stats = embedding_stats(z_a)
-        rows[name] = {**{k: float(v) for k, v in terms.items()},
-                      **{k: stats[k] for k in ("rankme", "std_mean", "mean_cosine")}}
+        rows[name] = {
+            **{k: float(v) for k, v in terms.items()},
+            **{k: stats[k] for k in ("rankme", "std_mean", "mean_cosine")},
+        }
     columns = ["invariance", "variance", "covariance", "loss", "rankme", "std_mean", "mean_cosine"]
     return pd.DataFrame.from_dict(rows, orient="index")[columns]
 
@@ -177,7 +209,9 @@ def loss_contributions(terms: Mapping[str, Tensor], loss_cfg: LossConfig) -> dic
     """Each term of an :class:`Objective`'s output times its weight in ``loss_cfg``: the parts
     that should add up to ``terms["loss"]`` (H-JEPA: one part per level)."""
     if not isinstance(loss_cfg, LossConfig):
-        raise TypeError(f"loss_cfg must be a jepa_core.config.LossConfig, got {type(loss_cfg).__name__}")
+        raise TypeError(
+            f"loss_cfg must be a jepa_core.config.LossConfig, got {type(loss_cfg).__name__}"
+        )
     parts: dict[str, float] = {}
     if loss_cfg.method == "hjepa":
         for level, weight in enumerate(loss_cfg.level_weights):
@@ -193,30 +227,53 @@ def loss_contributions(terms: Mapping[str, Tensor], loss_cfg: LossConfig) -> dic
     return parts
 
 
-def objective_terms(loss_cfg: LossConfig, context_encoder: nn.Module, target_encoder: nn.Module,
-                    predictor: nn.Module, images: Tensor, masks: MultiBlockMasks) -> dict[str, Tensor]:
+def objective_terms(
+    loss_cfg: LossConfig,
+    context_encoder: nn.Module,
+    target_encoder: nn.Module,
+    predictor: nn.Module,
+    images: Tensor,
+    masks: MultiBlockMasks,
+) -> dict[str, Tensor]:
     """The loss terms of one training step (the forward of ``jepa_core.train.train_step``),
     targets under ``torch.no_grad()``; the terms stay in the graph of the context encoder and
     predictor. Two-view methods expect ``images`` = cat(view a, view b)."""
     if not isinstance(loss_cfg, LossConfig):
-        raise TypeError(f"loss_cfg must be a jepa_core.config.LossConfig, got {type(loss_cfg).__name__}")
-    objective = Objective(loss_cfg, embed_dim=context_encoder.embed_dim,
-                          patch_size=context_encoder.patch_size, in_chans=context_encoder.in_chans)
+        raise TypeError(
+            f"loss_cfg must be a jepa_core.config.LossConfig, got {type(loss_cfg).__name__}"
+        )
+    objective = Objective(
+        loss_cfg,
+        embed_dim=context_encoder.embed_dim,
+        patch_size=context_encoder.patch_size,
+        in_chans=context_encoder.in_chans,
+    )
     if predictor.out_levels != objective.levels:
-        raise ValueError(f"predictor.out_levels must equal the method's levels ({objective.levels} "
-                         f"for loss.method={loss_cfg.method!r}), got {predictor.out_levels}")
+        raise ValueError(
+            f"predictor.out_levels must equal the method's levels ({objective.levels} "
+            f"for loss.method={loss_cfg.method!r}), got {predictor.out_levels}"
+        )
     if objective.views == 2 and images.shape[0] % 2:
-        raise ValueError(f"loss.method={loss_cfg.method!r} needs images = cat(view a, view b), an "
-                         f"even batch, got {images.shape[0]} images")
+        raise ValueError(
+            f"loss.method={loss_cfg.method!r} needs images = cat(view a, view b), an "
+            f"even batch, got {images.shape[0]} images"
+        )
     expected = jepa_batch_size(objective, images.shape[0])
     if masks.context.shape[0] != expected:
-        raise ValueError(f"masks are for {masks.context.shape[0]} images but loss.method={loss_cfg.method!r} "
-                         f"runs I-JEPA on {expected} of the {images.shape[0]} images (views_from="
-                         f"{loss_cfg.views_from!r}): draw the masks for {expected}")
+        raise ValueError(
+            f"masks are for {masks.context.shape[0]} images but loss.method={loss_cfg.method!r} "
+            f"runs I-JEPA on {expected} of the {images.shape[0]} images (views_from="
+            f"{loss_cfg.views_from!r}): draw the masks for {expected}"
+        )
     x = jepa_inputs(objective, images)  # the step of jepa_core.train.train_step, steps 1-4
     with torch.no_grad():
-        targets = target_features(target_encoder, x, masks.targets, levels=objective.levels,
-                                  layer_norm=loss_cfg.target_layer_norm)
+        targets = target_features(
+            target_encoder,
+            x,
+            masks.targets,
+            levels=objective.levels,
+            layer_norm=loss_cfg.target_layer_norm,
+        )
     context = context_encoder(x, keep=masks.context)
     preds = predictor(context, masks.context, masks.targets)
     views = two_view_embeddings(objective, context_encoder, images, context)
@@ -228,7 +285,9 @@ def parameter_gradients(loss: Tensor, module: nn.Module) -> list[Tensor | None]:
     p; all None when ``loss`` has no autograd graph at all). The graph is kept, so several terms
     of one forward pass can be probed in turn."""
     if not isinstance(loss, Tensor) or loss.ndim != 0:
-        raise TypeError(f"loss must be a scalar tensor, got {getattr(loss, 'shape', type(loss).__name__)}")
+        raise TypeError(
+            f"loss must be a scalar tensor, got {getattr(loss, 'shape', type(loss).__name__)}"
+        )
     params = list(module.parameters())
     if not params:
         raise ValueError(f"module {type(module).__name__} has no parameters")
@@ -257,11 +316,17 @@ def plot_jepa_loss_probe(scaled: pd.DataFrame, outlier: pd.DataFrame):
     axes[0].set(xlabel="prediction = s * target", ylabel="loss", title="scaled prediction")
     for kind, rows in outlier.groupby("kind", sort=False):
         axes[1].loglog(rows["magnitude"], rows["loss"], marker="o", ms=3, label=kind)
-        axes[2].loglog(rows["magnitude"], rows["outlier_grad"].abs().clip(lower=1e-12), marker="o",
-                       ms=3, label=kind)
+        axes[2].loglog(
+            rows["magnitude"],
+            rows["outlier_grad"].abs().clip(lower=1e-12),
+            marker="o",
+            ms=3,
+            label=kind,
+        )
     axes[1].set(xlabel="outlier size m (one coordinate)", ylabel="loss", title="one outlier")
-    axes[2].set(xlabel="outlier size m", ylabel="|d loss / d pred| x numel",
-                title="pull on the outlier")
+    axes[2].set(
+        xlabel="outlier size m", ylabel="|d loss / d pred| x numel", title="pull on the outlier"
+    )
     axes[0].legend()
     fig.tight_layout()
     return fig
@@ -278,7 +343,9 @@ def plot_vicreg_table(table: pd.DataFrame):
     for ax, column in zip(axes, columns, strict=True):
         values = table[column].to_numpy()
         ax.bar(range(len(values)), values, color=colors[: len(values)])
-        ax.set_xticks(range(len(values)), [str(i).replace("_", "\n") for i in table.index], fontsize=8)
+        ax.set_xticks(
+            range(len(values)), [str(i).replace("_", "\n") for i in table.index], fontsize=8
+        )
         ax.set_title(column)
         positive = values[values > 0]
         if len(positive) and positive.max() / positive.min() > 100:
@@ -287,8 +354,9 @@ def plot_vicreg_table(table: pd.DataFrame):
     return fig
 
 
-def plot_anchor_softmax(z_i: Tensor, z_j: Tensor, temperatures: float | Sequence[float],
-                        anchor: int = 0):
+def plot_anchor_softmax(
+    z_i: Tensor, z_j: Tensor, temperatures: float | Sequence[float], anchor: int = 0
+):
     """One panel per temperature: the softmax of :func:`anchor_softmax` over the candidates,
     sorted by similarity (the same order at every temperature), the positive in orange."""
     import matplotlib.pyplot as plt
@@ -302,8 +370,11 @@ def plot_anchor_softmax(z_i: Tensor, z_j: Tensor, temperatures: float | Sequence
         positive = (anchor + batch) % (2 * batch)
         colors = ["C1" if int(i) == positive else "C0" for i in order]
         ax.bar(range(len(order)), probs[order].numpy(), color=colors, width=1.0)
-        ax.set(xlabel="candidates, most similar first", ylabel="softmax probability",
-               title=f"temperature {tau:g}: positive p = {float(probs[positive]):.2f}")
+        ax.set(
+            xlabel="candidates, most similar first",
+            ylabel="softmax probability",
+            title=f"temperature {tau:g}: positive p = {float(probs[positive]):.2f}",
+        )
     fig.tight_layout()
     return fig
 
@@ -338,7 +409,11 @@ def plot_temperature_sweep(sweep: pd.DataFrame, batch: int):
     axes[0].set(xlabel="temperature", ylabel="loss", title="the loss depends on the temperature")
     axes[0].legend()
     axes[1].semilogx(sweep["temperature"], sweep["accuracy"], marker="o", color="C1")
-    axes[1].set(xlabel="temperature", ylabel="positive ranked first", ylim=(0, 1.05),
-                title="the ranking does not")
+    axes[1].set(
+        xlabel="temperature",
+        ylabel="positive ranked first",
+        ylim=(0, 1.05),
+        title="the ranking does not",
+    )
     fig.tight_layout()
     return fig

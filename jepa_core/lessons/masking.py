@@ -42,12 +42,20 @@ import torch
 from ..checks import int_at_least
 from ..masks import MultiBlockMasks, indices_cut_to_shortest, sample_multiblock_masks
 
-MASK_KWARGS = ("n_targets", "target_scale", "target_aspect", "context_scale", "min_keep",
-               "allow_overlap")
+MASK_KWARGS = (
+    "n_targets",
+    "target_scale",
+    "target_aspect",
+    "context_scale",
+    "min_keep",
+    "allow_overlap",
+)
 # The sampler's own defaults, read from its signature so there is one source of them.
-_SAMPLER_DEFAULTS = {name: p.default for name, p in
-                     inspect.signature(sample_multiblock_masks).parameters.items()
-                     if name in MASK_KWARGS}
+_SAMPLER_DEFAULTS = {
+    name: p.default
+    for name, p in inspect.signature(sample_multiblock_masks).parameters.items()
+    if name in MASK_KWARGS
+}
 
 
 @dataclass(frozen=True)
@@ -84,30 +92,50 @@ def _drawn(r: float, value_range: tuple[float, float]) -> float:
     return min(high, low + r * (high - low))  # min(): float error must not leave the range
 
 
-def _uncut_batch(grid: Any, batch_size: int, generator: torch.Generator,
-                 kwargs: dict[str, Any]) -> UncutBatch:
+def _uncut_batch(
+    grid: Any, batch_size: int, generator: torch.Generator, kwargs: dict[str, Any]
+) -> UncutBatch:
     r_target, r_context = torch.rand(2, generator=generator).tolist()
     scale = _drawn(r_target, kwargs["target_scale"])
     aspect = _drawn(r_target, kwargs["target_aspect"])
     context_scale = _drawn(r_context, kwargs["context_scale"])
-    pinned = {**kwargs, "target_scale": (scale, scale), "target_aspect": (aspect, aspect),
-              "context_scale": (context_scale, context_scale)}
-    singles = [sample_multiblock_masks(grid, 1, generator=generator, **pinned)
-               for _ in range(batch_size)]
-    blocks = [sample_multiblock_masks(grid, 1, generator=generator,
-                                      **{**pinned, "allow_overlap": True})
-              for _ in range(batch_size)]
+    pinned = {
+        **kwargs,
+        "target_scale": (scale, scale),
+        "target_aspect": (aspect, aspect),
+        "context_scale": (context_scale, context_scale),
+    }
+    singles = [
+        sample_multiblock_masks(grid, 1, generator=generator, **pinned) for _ in range(batch_size)
+    ]
+    blocks = [
+        sample_multiblock_masks(grid, 1, generator=generator, **{**pinned, "allow_overlap": True})
+        for _ in range(batch_size)
+    ]
     context_uncut = torch.cat([m.context_map() for m in singles])
     target_maps = torch.cat([m.target_maps() for m in singles])
-    masks = MultiBlockMasks(context=indices_cut_to_shortest(context_uncut),
-                            targets=indices_cut_to_shortest(target_maps), grid=singles[0].grid)
-    return UncutBatch(masks=masks, context_uncut=context_uncut,
-                      context_block=torch.cat([m.context_map() for m in blocks]),
-                      target_scale=scale, target_aspect=aspect, context_scale=context_scale)
+    masks = MultiBlockMasks(
+        context=indices_cut_to_shortest(context_uncut),
+        targets=indices_cut_to_shortest(target_maps),
+        grid=singles[0].grid,
+    )
+    return UncutBatch(
+        masks=masks,
+        context_uncut=context_uncut,
+        context_block=torch.cat([m.context_map() for m in blocks]),
+        target_scale=scale,
+        target_aspect=aspect,
+        context_scale=context_scale,
+    )
 
 
-def uncut_batch(grid: int | tuple[int, int], batch_size: int, *,
-                generator: torch.Generator | None = None, **mask_kwargs: Any) -> UncutBatch:
+def uncut_batch(
+    grid: int | tuple[int, int],
+    batch_size: int,
+    *,
+    generator: torch.Generator | None = None,
+    **mask_kwargs: Any,
+) -> UncutBatch:
     """One batch of I-JEPA masks with its contexts before and after the equalising cut.
 
     ``mask_kwargs`` are those of :func:`jepa_core.masks.sample_multiblock_masks` (its defaults
@@ -118,22 +146,26 @@ def uncut_batch(grid: int | tuple[int, int], batch_size: int, *,
     if generator is None:
         generator = torch.Generator().manual_seed(int(torch.randint(0, 2**62, (1,))))
     elif not isinstance(generator, torch.Generator):
-        raise TypeError(f"generator must be a torch.Generator or None, got "
-                        f"{type(generator).__name__}")
+        raise TypeError(
+            f"generator must be a torch.Generator or None, got {type(generator).__name__}"
+        )
     return _uncut_batch(grid, batch_size, generator, kwargs)
 
 
-def target_shapes(target_maps: torch.Tensor, grid: tuple[int, int]) -> tuple[torch.Tensor,
-                                                                            torch.Tensor]:
+def target_shapes(
+    target_maps: torch.Tensor, grid: tuple[int, int]
+) -> tuple[torch.Tensor, torch.Tensor]:
     """(heights, widths) of the bounding boxes of boolean target maps [..., H*W], in patches.
 
     For a block the bounding box is the block itself.
     """
     height, width = grid
     if target_maps.dtype != torch.bool or target_maps.shape[-1] != height * width:
-        raise ValueError(f"target_maps must be a bool tensor [..., {height * width}] for the "
-                         f"{height}x{width} grid, got {target_maps.dtype} "
-                         f"{tuple(target_maps.shape)}")
+        raise ValueError(
+            f"target_maps must be a bool tensor [..., {height * width}] for the "
+            f"{height}x{width} grid, got {target_maps.dtype} "
+            f"{tuple(target_maps.shape)}"
+        )
     maps = target_maps.unflatten(-1, (height, width))
     return maps.any(-1).sum(-1), maps.any(-2).sum(-1)
 
@@ -144,16 +176,24 @@ def equalisation_drop(context_maps: torch.Tensor) -> float:
     ``drop = 1 - B k_min / sum_i k_i`` for boolean context maps [B, H*W] holding k_i patches.
     """
     if context_maps.dtype != torch.bool or context_maps.ndim != 2 or len(context_maps) == 0:
-        raise ValueError(f"context_maps must be a non-empty bool tensor [B, H*W], got "
-                         f"{context_maps.dtype} {tuple(context_maps.shape)}")
+        raise ValueError(
+            f"context_maps must be a non-empty bool tensor [B, H*W], got "
+            f"{context_maps.dtype} {tuple(context_maps.shape)}"
+        )
     counts = context_maps.sum(-1).double()
     if counts.sum() == 0:
         raise ValueError("context_maps are all empty: the drop share is undefined")
     return float(1 - len(counts) * counts.min() / counts.sum())
 
 
-def mask_statistics(grid: int | tuple[int, int], n_images: int, batch_size: int, *,
-                    seed: int = 0, **mask_kwargs: Any) -> pd.DataFrame:
+def mask_statistics(
+    grid: int | tuple[int, int],
+    n_images: int,
+    batch_size: int,
+    *,
+    seed: int = 0,
+    **mask_kwargs: Any,
+) -> pd.DataFrame:
     """One row per (image, target block) over ``n_images`` images drawn in batches.
 
     The last batch holds the remainder when ``batch_size`` does not divide ``n_images``.
@@ -180,8 +220,15 @@ def mask_statistics(grid: int | tuple[int, int], n_images: int, batch_size: int,
         batch = _uncut_batch(grid, size, generator, kwargs)
         frames.append(_batch_rows(batch, batch_index, start))
     stats = pd.concat(frames, ignore_index=True)
-    stats.attrs.update({"grid": batch.masks.grid, "n_images": n_images, "batch_size": batch_size,
-                        "seed": seed, **kwargs})
+    stats.attrs.update(
+        {
+            "grid": batch.masks.grid,
+            "n_images": n_images,
+            "batch_size": batch_size,
+            "seed": seed,
+            **kwargs,
+        }
+    )
     return stats
 
 
@@ -192,8 +239,14 @@ def _batch_rows(batch: UncutBatch, batch_index: int, first_image: int) -> pd.Dat
     n_images, n_targets = target_maps.shape[:2]
     heights, widths = target_shapes(target_maps, masks.grid)
     exact_area = num_patches * batch.target_scale
-    tolerance = (0.5 * (math.sqrt(exact_area * batch.target_aspect)
-                        + math.sqrt(exact_area / batch.target_aspect)) + 1.25) / num_patches
+    tolerance = (
+        0.5
+        * (
+            math.sqrt(exact_area * batch.target_aspect)
+            + math.sqrt(exact_area / batch.target_aspect)
+        )
+        + 1.25
+    ) / num_patches
     overlap = (batch.context_uncut & target_maps.any(1)).sum(-1)
     per_image = {
         "context_block_fraction": batch.context_block.sum(-1).double() / num_patches,
@@ -201,25 +254,35 @@ def _batch_rows(batch: UncutBatch, batch_index: int, first_image: int) -> pd.Dat
         "context_fraction_equalised": masks.context_map().sum(-1).double() / num_patches,
         "context_target_overlap": overlap,
     }
-    return pd.DataFrame({
-        "batch": batch_index,
-        "image": (first_image + torch.arange(n_images)).repeat_interleave(n_targets).numpy(),
-        "target": torch.arange(n_targets).repeat(n_images).numpy(),
-        "target_scale_drawn": batch.target_scale,
-        "target_aspect_drawn": batch.target_aspect,
-        "target_h": heights.flatten().numpy(),
-        "target_w": widths.flatten().numpy(),
-        "target_fraction": (heights * widths).flatten().numpy() / num_patches,
-        "target_aspect": (heights.double() / widths).flatten().numpy(),
-        "target_fraction_tolerance": tolerance,
-        "context_scale_drawn": batch.context_scale,
-        **{name: value.repeat_interleave(n_targets).numpy()
-           for name, value in per_image.items()},
-    })
+    return pd.DataFrame(
+        {
+            "batch": batch_index,
+            "image": (first_image + torch.arange(n_images)).repeat_interleave(n_targets).numpy(),
+            "target": torch.arange(n_targets).repeat(n_images).numpy(),
+            "target_scale_drawn": batch.target_scale,
+            "target_aspect_drawn": batch.target_aspect,
+            "target_h": heights.flatten().numpy(),
+            "target_w": widths.flatten().numpy(),
+            "target_fraction": (heights * widths).flatten().numpy() / num_patches,
+            "target_aspect": (heights.double() / widths).flatten().numpy(),
+            "target_fraction_tolerance": tolerance,
+            "context_scale_drawn": batch.context_scale,
+            **{
+                name: value.repeat_interleave(n_targets).numpy()
+                for name, value in per_image.items()
+            },
+        }
+    )
 
 
-def equalisation_loss(grid: int | tuple[int, int], batch_sizes: Sequence[int], *,
-                      n_batches: int = 10, seed: int = 0, **mask_kwargs: Any) -> pd.DataFrame:
+def equalisation_loss(
+    grid: int | tuple[int, int],
+    batch_sizes: Sequence[int],
+    *,
+    n_batches: int = 10,
+    seed: int = 0,
+    **mask_kwargs: Any,
+) -> pd.DataFrame:
     """Share of context patches dropped by the cut to the shortest, per batch size.
 
     Each of ``n_batches`` draws samples one batch of ``max(batch_sizes)`` images; the batch of
@@ -231,10 +294,14 @@ def equalisation_loss(grid: int | tuple[int, int], batch_sizes: Sequence[int], *
     ``drop_share_std``, ``context_fraction`` (mean before the cut), ``context_fraction_equalised``
     (mean after the cut).
     """
-    if isinstance(batch_sizes, (str, bytes)) or not isinstance(batch_sizes, Sequence) \
-            or len(batch_sizes) == 0:
-        raise TypeError(f"batch_sizes must be a non-empty sequence of ints >= 1, got "
-                        f"{batch_sizes!r}")
+    if (
+        isinstance(batch_sizes, (str, bytes))
+        or not isinstance(batch_sizes, Sequence)
+        or len(batch_sizes) == 0
+    ):
+        raise TypeError(
+            f"batch_sizes must be a non-empty sequence of ints >= 1, got {batch_sizes!r}"
+        )
     sizes = [int_at_least("each batch size", b, 1) for b in batch_sizes]
     n_batches = int_at_least("n_batches", n_batches, 1)
     seed = int_at_least("seed", seed, 0)
@@ -251,15 +318,18 @@ def equalisation_loss(grid: int | tuple[int, int], batch_sizes: Sequence[int], *
             before[b].append(float(fractions[:b].mean()))
             after[b].append(float(fractions[:b].min()))
     height, width = batch.masks.grid
-    return pd.DataFrame({
-        "grid": f"{height}x{width}",
-        "batch_size": sizes,
-        "drop_share": [float(torch.tensor(drops[b]).mean()) for b in sizes],
-        "drop_share_std": [float(torch.tensor(drops[b]).std()) if n_batches > 1 else 0.0
-                           for b in sizes],
-        "context_fraction": [float(torch.tensor(before[b]).mean()) for b in sizes],
-        "context_fraction_equalised": [float(torch.tensor(after[b]).mean()) for b in sizes],
-    })
+    return pd.DataFrame(
+        {
+            "grid": f"{height}x{width}",
+            "batch_size": sizes,
+            "drop_share": [float(torch.tensor(drops[b]).mean()) for b in sizes],
+            "drop_share_std": [
+                float(torch.tensor(drops[b]).std()) if n_batches > 1 else 0.0 for b in sizes
+            ],
+            "context_fraction": [float(torch.tensor(before[b]).mean()) for b in sizes],
+            "context_fraction_equalised": [float(torch.tensor(after[b]).mean()) for b in sizes],
+        }
+    )
 
 
 def distance_to_context(masks: MultiBlockMasks, chunk: int = 256) -> torch.Tensor:
@@ -279,10 +349,12 @@ def distance_to_context(masks: MultiBlockMasks, chunk: int = 256) -> torch.Tenso
     context = masks.context_map().cpu()
     if not context.any(-1).all():
         raise ValueError("masks hold an image with an empty context: no distance is defined")
-    nearest = torch.cat([
-        torch.where(part[:, None, :], pairwise, torch.inf).amin(-1)  # [b, N]
-        for part in context.split(chunk)
-    ])
+    nearest = torch.cat(
+        [
+            torch.where(part[:, None, :], pairwise, torch.inf).amin(-1)  # [b, N]
+            for part in context.split(chunk)
+        ]
+    )
     targets = masks.targets.cpu()
     return torch.gather(nearest[:, None, :].expand(-1, targets.shape[1], -1), -1, targets)
 
@@ -296,26 +368,38 @@ def summarise_mask_statistics(stats: pd.DataFrame) -> pd.Series:
     lies outside the requested ``target_aspect`` (from ``stats.attrs``); ``context_block_fraction``,
     ``context_fraction``, ``context_fraction_equalised``: means over images.
     """
-    required = {"image", "target_scale_drawn", "target_fraction", "target_h", "target_w",
-                "target_aspect", "context_block_fraction", "context_fraction",
-                "context_fraction_equalised"}
+    required = {
+        "image",
+        "target_scale_drawn",
+        "target_fraction",
+        "target_h",
+        "target_w",
+        "target_aspect",
+        "context_block_fraction",
+        "context_fraction",
+        "context_fraction_equalised",
+    }
     if not isinstance(stats, pd.DataFrame) or not required <= set(stats.columns):
         missing = sorted(required - set(getattr(stats, "columns", [])))
         raise ValueError(f"stats must be a mask_statistics DataFrame; missing columns {missing}")
     if "target_aspect" not in stats.attrs:
-        raise ValueError("stats.attrs lacks 'target_aspect': pass the table mask_statistics "
-                         "returned (pandas keeps attrs through copies, not through concat)")
+        raise ValueError(
+            "stats.attrs lacks 'target_aspect': pass the table mask_statistics "
+            "returned (pandas keeps attrs through copies, not through concat)"
+        )
     per_image = stats.drop_duplicates("image")
     low, high = stats.attrs["target_aspect"]
     drawn = stats["target_scale_drawn"]
-    return pd.Series({
-        "target_fraction_drawn": drawn.mean(),
-        "target_fraction": stats["target_fraction"].mean(),
-        "rounding_error": ((stats["target_fraction"] - drawn).abs() / drawn).mean(),
-        "n_shapes": float(len(stats[["target_h", "target_w"]].drop_duplicates())),
-        "target_aspect": stats["target_aspect"].mean(),
-        "aspect_outside": (~stats["target_aspect"].between(low, high)).mean(),
-        "context_block_fraction": per_image["context_block_fraction"].mean(),
-        "context_fraction": per_image["context_fraction"].mean(),
-        "context_fraction_equalised": per_image["context_fraction_equalised"].mean(),
-    })
+    return pd.Series(
+        {
+            "target_fraction_drawn": drawn.mean(),
+            "target_fraction": stats["target_fraction"].mean(),
+            "rounding_error": ((stats["target_fraction"] - drawn).abs() / drawn).mean(),
+            "n_shapes": float(len(stats[["target_h", "target_w"]].drop_duplicates())),
+            "target_aspect": stats["target_aspect"].mean(),
+            "aspect_outside": (~stats["target_aspect"].between(low, high)).mean(),
+            "context_block_fraction": per_image["context_block_fraction"].mean(),
+            "context_fraction": per_image["context_fraction"].mean(),
+            "context_fraction_equalised": per_image["context_fraction_equalised"].mean(),
+        }
+    )

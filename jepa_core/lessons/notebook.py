@@ -51,12 +51,22 @@ class NotebookRun:
     def finish(self, *, parameters: dict[str, Any], metrics: dict[str, Any]) -> Path:
         """Write ``metrics.json``: parameters, headline numbers, figures, versions, timings."""
         params = {"smoke": self.smoke, "seed": self.seed, "device": self.device, **parameters}
-        return write_metrics(self.out, parameters=params, metrics={**metrics, "figures": self.figures},
-                             timings={"notebook_seconds": round(time.perf_counter() - self.started, 2)})
+        return write_metrics(
+            self.out,
+            parameters=params,
+            metrics={**metrics, "figures": self.figures},
+            timings={"notebook_seconds": round(time.perf_counter() - self.started, 2)},
+        )
 
 
-def prepare(name: str, *, output_dir: str | Path | None = None, seed: int = 0, device: str = "cpu",
-            smoke: bool = False) -> NotebookRun:
+def prepare(
+    name: str,
+    *,
+    output_dir: str | Path | None = None,
+    seed: int = 0,
+    device: str = "cpu",
+    smoke: bool = False,
+) -> NotebookRun:
     """Seed every generator, resolve the device and the output folder, start the clock."""
     if not isinstance(seed, int) or seed < 0:
         raise ValueError(f"seed must be a non-negative integer; got {seed!r}")
@@ -66,5 +76,10 @@ def prepare(name: str, *, output_dir: str | Path | None = None, seed: int = 0, d
     import matplotlib
 
     matplotlib.rcParams.update({"figure.dpi": 90, "axes.grid": True, "grid.alpha": 0.3})
-    return NotebookRun(name=name, out=output_dir_for(name, output_dir, smoke=bool(smoke)), seed=seed,
-                       device=str(resolve_device(device, key="device")), smoke=bool(smoke))
+    return NotebookRun(
+        name=name,
+        out=output_dir_for(name, output_dir, smoke=bool(smoke)),
+        seed=seed,
+        device=str(resolve_device(device, key="device")),
+        smoke=bool(smoke),
+    )

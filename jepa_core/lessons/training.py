@@ -24,11 +24,15 @@ class LiveCurves:
     Outside IPython (a plain script) it only collects the rows.
     """
 
-    def __init__(self, metrics: Sequence[str] = ("loss", "std_min", "rankme", "knn_acc"), every: int = 1):
+    def __init__(
+        self, metrics: Sequence[str] = ("loss", "std_min", "rankme", "knn_acc"), every: int = 1
+    ):
         import matplotlib.pyplot as plt
 
         self.metrics, self.every, self.rows = list(metrics), max(1, every), []
-        self.fig, axes = plt.subplots(1, len(self.metrics), figsize=(3.4 * len(self.metrics), 2.8), squeeze=False)
+        self.fig, axes = plt.subplots(
+            1, len(self.metrics), figsize=(3.4 * len(self.metrics), 2.8), squeeze=False
+        )
         self.axes = axes[0]
         plt.close(self.fig)  # drawn through the display handle only
         self.handle = None

@@ -36,7 +36,9 @@ class NotebookFailed(RuntimeError):
     def __init__(self, notebook: Path, output: Path, cell: str | None, error: str):
         self.notebook, self.output, self.cell, self.error = notebook, output, cell, error
         where = f"cell {cell}" if cell is not None else "an unknown cell"
-        super().__init__(f"{notebook.name} failed in {where}: {error} (partial output kept: {output})")
+        super().__init__(
+            f"{notebook.name} failed in {where}: {error} (partial output kept: {output})"
+        )
 
 
 def ensure_kernel() -> str:
@@ -61,7 +63,9 @@ def _same_interpreter(a: str, b: str) -> bool:
     Resolved paths alone would not do: a venv's python links to the base interpreter, which
     would pass for it while importing none of the venv's packages."""
     a, b = os.path.abspath(a), os.path.abspath(b)
-    return a == b or (os.path.dirname(a) == os.path.dirname(b) and os.path.realpath(a) == os.path.realpath(b))
+    return a == b or (
+        os.path.dirname(a) == os.path.dirname(b) and os.path.realpath(a) == os.path.realpath(b)
+    )
 
 
 def cell_timeout(seconds: float | None = None) -> float:
@@ -75,7 +79,9 @@ def cell_timeout(seconds: float | None = None) -> float:
         try:
             seconds = float(raw)
         except ValueError:
-            raise ValueError(f"{CELL_TIMEOUT_ENV} must be a number of seconds > 0; got {raw!r}") from None
+            raise ValueError(
+                f"{CELL_TIMEOUT_ENV} must be a number of seconds > 0; got {raw!r}"
+            ) from None
     if not isinstance(seconds, (int, float)) or isinstance(seconds, bool) or not seconds > 0:
         raise ValueError(f"{source} must be a number of seconds > 0; got {seconds!r}")
     return float(seconds)
@@ -88,9 +94,15 @@ class Execution:
     seconds: float
 
 
-def execute(notebook: str | Path, output: str | Path, parameters: dict[str, Any] | None = None, *,
-            cwd: str | Path | None = None, progress: bool = False,
-            timeout: float | None = None) -> Execution:
+def execute(
+    notebook: str | Path,
+    output: str | Path,
+    parameters: dict[str, Any] | None = None,
+    *,
+    cwd: str | Path | None = None,
+    progress: bool = False,
+    timeout: float | None = None,
+) -> Execution:
     """Run ``notebook`` into ``output`` with ``parameters``; raise :class:`NotebookFailed`.
 
     The working directory defaults to ``notebooks/`` (as JupyterLab and nbval use); the
@@ -108,15 +120,28 @@ def execute(notebook: str | Path, output: str | Path, parameters: dict[str, Any]
     start = time.perf_counter()
     try:
         with _headless_kernel_env():
-            pm.execute_notebook(str(notebook), str(output), parameters=parameters or {},
-                                kernel_name=ensure_kernel(), cwd=str(cwd or notebooks_dir()),
-                                progress_bar=progress, log_output=False, execution_timeout=seconds)
+            pm.execute_notebook(
+                str(notebook),
+                str(output),
+                parameters=parameters or {},
+                kernel_name=ensure_kernel(),
+                cwd=str(cwd or notebooks_dir()),
+                progress_bar=progress,
+                log_output=False,
+                execution_timeout=seconds,
+            )
     except pm.PapermillExecutionError as e:
-        raise NotebookFailed(notebook, output, _failing_cell(output), f"{e.ename}: {e.evalue}") from None
+        raise NotebookFailed(
+            notebook, output, _failing_cell(output), f"{e.ename}: {e.evalue}"
+        ) from None
     except CellTimeoutError:
-        raise NotebookFailed(notebook, output, _failing_cell(output),
-                             f"timed out: no reply within {seconds:g} s (per-cell timeout; raise it "
-                             f"with {CELL_TIMEOUT_ENV} or --cell-timeout)") from None
+        raise NotebookFailed(
+            notebook,
+            output,
+            _failing_cell(output),
+            f"timed out: no reply within {seconds:g} s (per-cell timeout; raise it "
+            f"with {CELL_TIMEOUT_ENV} or --cell-timeout)",
+        ) from None
     return Execution(notebook, output, time.perf_counter() - start)
 
 
@@ -144,7 +169,9 @@ def _failing_cell(executed: Path) -> str | None:
 
     try:
         nb = nbformat.read(str(executed), as_version=4)
-    except Exception:  # the partial notebook may be unreadable; the error text still names the cause
+    except (
+        Exception
+    ):  # the partial notebook may be unreadable; the error text still names the cause
         return None
     index, last_started = 0, None
     for cell in nb.cells:

@@ -73,8 +73,12 @@ def _split_values(text: str) -> list[str]:
     return [p.strip() for p in parts if p.strip()]
 
 
-def plan_sweep(notebook: str | Path, grid: Mapping[str, Sequence[Any]], fixed: Mapping[str, Any] | None = None,
-               params: Mapping[str, Any] | None = None) -> list[SweepPoint]:
+def plan_sweep(
+    notebook: str | Path,
+    grid: Mapping[str, Sequence[Any]],
+    fixed: Mapping[str, Any] | None = None,
+    params: Mapping[str, Any] | None = None,
+) -> list[SweepPoint]:
     """Expand the grid and validate every point before anything runs.
 
     grid: dotted config keys and/or notebook parameter names -> values.
@@ -86,11 +90,15 @@ def plan_sweep(notebook: str | Path, grid: Mapping[str, Sequence[Any]], fixed: M
     known = notebook_parameters(notebook)
     for name in [k for k in grid if "." not in k] + list(params or {}):
         if name not in known:
-            raise ValueError(f"{name!r} is not a parameter of {notebook.name}; its parameters are "
-                             f"{', '.join(known)} (config keys take a dot, e.g. loss.vicreg_weight)")
+            raise ValueError(
+                f"{name!r} is not a parameter of {notebook.name}; its parameters are "
+                f"{', '.join(known)} (config keys take a dot, e.g. loss.vicreg_weight)"
+            )
     uses_config = any("." in k for k in grid) or bool(fixed)
     if uses_config and "overrides" not in known:
-        raise ValueError(f"{notebook.name} has no 'overrides' parameter, so dotted config keys cannot reach it")
+        raise ValueError(
+            f"{notebook.name} has no 'overrides' parameter, so dotted config keys cannot reach it"
+        )
     # A notebook that takes config overrides builds a config from its `method`: check that too,
     # even when only plain parameters are swept (method=foo must fail before the first run).
     config_driven = "overrides" in known
@@ -103,7 +111,9 @@ def plan_sweep(notebook: str | Path, grid: Mapping[str, Sequence[Any]], fixed: M
         if config_driven:
             preset = nb_params.get("method", _literal_default(known.get("method")) or "ijepa")
             if preset not in PRESETS:
-                raise ValueError(f"method {preset!r} is not a preset; choose from {', '.join(PRESETS)}")
+                raise ValueError(
+                    f"method {preset!r} is not a preset; choose from {', '.join(PRESETS)}"
+                )
             load_config(preset, overrides)  # raises on unknown keys, bad values, unused terms
         if uses_config:
             nb_params["overrides"] = overrides
@@ -112,8 +122,10 @@ def plan_sweep(notebook: str | Path, grid: Mapping[str, Sequence[Any]], fixed: M
     run_ids = [p.run_id for p in points]
     clashes = sorted({r for r in run_ids if run_ids.count(r) > 1})
     if clashes:  # two runs in one folder would overwrite each other's results
-        raise ValueError(f"grid points share a run folder name: {', '.join(clashes)} "
-                         "(a value repeated in the grid, or values that differ only after 40 characters)")
+        raise ValueError(
+            f"grid points share a run folder name: {', '.join(clashes)} "
+            "(a value repeated in the grid, or values that differ only after 40 characters)"
+        )
     return points
 
 
@@ -135,10 +147,17 @@ def _slug(value: Any) -> str:
     return re.sub(r"[^A-Za-z0-9._-]+", "", text)[:40]
 
 
-def run_sweep(notebook: str | Path, grid: Mapping[str, Sequence[Any]], *, name: str = "sweep",
-              fixed: Mapping[str, Any] | None = None, params: Mapping[str, Any] | None = None,
-              output_dir: str | Path | None = None, smoke: bool | None = None,
-              cell_timeout: float | None = None) -> pd.DataFrame:
+def run_sweep(
+    notebook: str | Path,
+    grid: Mapping[str, Sequence[Any]],
+    *,
+    name: str = "sweep",
+    fixed: Mapping[str, Any] | None = None,
+    params: Mapping[str, Any] | None = None,
+    output_dir: str | Path | None = None,
+    smoke: bool | None = None,
+    cell_timeout: float | None = None,
+) -> pd.DataFrame:
     """Run every grid point (validated first), then gather the table. ``cell_timeout``: seconds
     one cell of a run may take (``jepa_core.runner.execute.cell_timeout``)."""
     points = plan_sweep(notebook, grid, fixed, params)
@@ -166,7 +185,11 @@ def gather_sweep(base: str | Path, runs: Sequence[str] | None = None) -> pd.Data
     if not base.is_dir():
         raise FileNotFoundError(f"sweep folder {str(base)!r} does not exist")
     rows = []
-    run_dirs = [base / r for r in runs] if runs is not None else sorted(p for p in base.iterdir() if p.is_dir())
+    run_dirs = (
+        [base / r for r in runs]
+        if runs is not None
+        else sorted(p for p in base.iterdir() if p.is_dir())
+    )
     for run_dir in run_dirs:
         metrics_file, swept_file = run_dir / "metrics.json", run_dir / "swept.json"
         if not (metrics_file.exists() and swept_file.exists()):
@@ -174,15 +197,31 @@ def gather_sweep(base: str | Path, runs: Sequence[str] | None = None) -> pd.Data
         metrics = json.loads(metrics_file.read_text())["metrics"]
         swept = json.loads(swept_file.read_text())
         # JSON turns tuples into lists; tuples keep the column sortable and groupable.
-        row = {"run": run_dir.name, **{k: tuple(v) if isinstance(v, list) else v for k, v in swept.items()}}
-        row.update({k: v for k, v in metrics.items() if isinstance(v, (int, float, str, bool)) or v is None})
+        row = {
+            "run": run_dir.name,
+            **{k: tuple(v) if isinstance(v, list) else v for k, v in swept.items()},
+        }
+        row.update(
+            {
+                k: v
+                for k, v in metrics.items()
+                if isinstance(v, (int, float, str, bool)) or v is None
+            }
+        )
         rows.append(row)
     return pd.DataFrame(rows)
 
 
-def shell_command(notebook: str | Path, grid: Mapping[str, Sequence[Any]], *, fixed: Mapping[str, Any] | None = None,
-                  params: Mapping[str, Any] | None = None, name: str = "sweep",
-                  output_dir: str | Path | None = None, smoke: bool = False) -> str:
+def shell_command(
+    notebook: str | Path,
+    grid: Mapping[str, Sequence[Any]],
+    *,
+    fixed: Mapping[str, Any] | None = None,
+    params: Mapping[str, Any] | None = None,
+    name: str = "sweep",
+    output_dir: str | Path | None = None,
+    smoke: bool = False,
+) -> str:
     """The ``python -m jepa_core.runner.sweep ...`` line that runs the same sweep from a shell."""
     parts = ["python", "-m", "jepa_core.runner.sweep", str(notebook)]
     for key, values in grid.items():
@@ -208,28 +247,60 @@ def _cli_value(value: Any) -> str:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m jepa_core.runner.sweep", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(
+        prog="python -m jepa_core.runner.sweep", description=__doc__.split("\n\n")[0]
+    )
     parser.add_argument("notebook", help="the notebook to sweep, e.g. notebooks/04_training.ipynb")
-    parser.add_argument("--grid", action="append", default=[], metavar="KEY=V1,V2",
-                        help="a swept key and its values (repeatable); dotted keys are config keys")
-    parser.add_argument("--set", dest="fixed", action="append", default=[], metavar="KEY=VALUE",
-                        help="a config override shared by every run (repeatable)")
-    parser.add_argument("--param", action="append", default=[], metavar="NAME=VALUE",
-                        help="a notebook parameter shared by every run (repeatable)")
+    parser.add_argument(
+        "--grid",
+        action="append",
+        default=[],
+        metavar="KEY=V1,V2",
+        help="a swept key and its values (repeatable); dotted keys are config keys",
+    )
+    parser.add_argument(
+        "--set",
+        dest="fixed",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="a config override shared by every run (repeatable)",
+    )
+    parser.add_argument(
+        "--param",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="a notebook parameter shared by every run (repeatable)",
+    )
     parser.add_argument("--name", default="sweep", help="results/sweeps/<name>/")
-    parser.add_argument("--output-dir", default=None, help="the sweep folder (default: results/sweeps/<name>/)")
+    parser.add_argument(
+        "--output-dir", default=None, help="the sweep folder (default: results/sweeps/<name>/)"
+    )
     parser.add_argument("--smoke", action="store_true", help="run every point in smoke mode")
-    parser.add_argument("--cell-timeout", type=float, default=None, metavar="SECONDS",
-                        help="seconds one cell may run before the run fails (default: "
-                             "JEPA_CELL_TIMEOUT, else 1800)")
+    parser.add_argument(
+        "--cell-timeout",
+        type=float,
+        default=None,
+        metavar="SECONDS",
+        help="seconds one cell may run before the run fails (default: "
+        "JEPA_CELL_TIMEOUT, else 1800)",
+    )
     args = parser.parse_args(argv)
     try:
         grid = parse_grid(args.grid)
         if not grid:
             raise ValueError("give at least one --grid key=v1,v2")
-        table = run_sweep(args.notebook, grid, name=args.name, fixed=parse_overrides(args.fixed),
-                          params=parse_overrides(args.param), output_dir=args.output_dir,
-                          smoke=True if args.smoke else None, cell_timeout=args.cell_timeout)
+        table = run_sweep(
+            args.notebook,
+            grid,
+            name=args.name,
+            fixed=parse_overrides(args.fixed),
+            params=parse_overrides(args.param),
+            output_dir=args.output_dir,
+            smoke=True if args.smoke else None,
+            cell_timeout=args.cell_timeout,
+        )
     except (ValueError, FileNotFoundError) as e:
         parser.error(str(e))
     except NotebookFailed as e:

@@ -40,8 +40,10 @@ def select(only: Sequence[str] | None) -> list[Path]:
     for key in only:
         match = [p for p in books if p.stem == key or p.stem.split("_", 1)[0] == key.zfill(2)]
         if not match:
-            raise ValueError(f"--only {key!r} matches no notebook; choose from "
-                             f"{', '.join(p.stem.split('_', 1)[0] for p in books)} (or full names)")
+            raise ValueError(
+                f"--only {key!r} matches no notebook; choose from "
+                f"{', '.join(p.stem.split('_', 1)[0] for p in books)} (or full names)"
+            )
         chosen += [p for p in match if p not in chosen]
     return sorted(chosen)
 
@@ -68,8 +70,12 @@ def write_summary(books: Sequence[Path], seconds: dict[str, float], smoke: bool)
     """``results/summary.md`` (``results/smoke/summary.md``): the headline table of notebook 05,
     then each notebook's scalar metrics and links to its figures."""
     root = results_root(smoke)
-    lines = ["# JEPA Workbook: summary of the last `make run`", "",
-             f"Mode: {'smoke' if smoke else 'default'}; written {time.strftime('%Y-%m-%d %H:%M:%S')}.", ""]
+    lines = [
+        "# JEPA Workbook: summary of the last `make run`",
+        "",
+        f"Mode: {'smoke' if smoke else 'default'}; written {time.strftime('%Y-%m-%d %H:%M:%S')}.",
+        "",
+    ]
     evaluation = root / "05_evaluation" / "metrics.json"
     if evaluation.exists():
         table = json.loads(evaluation.read_text())["metrics"].get("comparison_table")
@@ -82,15 +88,26 @@ def write_summary(books: Sequence[Path], seconds: dict[str, float], smoke: bool)
     for book in books:
         name = book.stem
         metrics_path = root / name / "metrics.json"
-        lines += [f"## {name}", "", f"Executed notebook: [notebooks/{name}.html](notebooks/{name}.html); "
-                  f"{seconds.get(name, float('nan')):.0f} s.", ""]
+        lines += [
+            f"## {name}",
+            "",
+            f"Executed notebook: [notebooks/{name}.html](notebooks/{name}.html); "
+            f"{seconds.get(name, float('nan')):.0f} s.",
+            "",
+        ]
         if not metrics_path.exists():
             lines += ["(no metrics.json written)", ""]
             continue
         metrics = json.loads(metrics_path.read_text())["metrics"]
-        scalars = {k: v for k, v in metrics.items() if isinstance(v, (int, float, str, bool)) and k != "figures"}
+        scalars = {
+            k: v
+            for k, v in metrics.items()
+            if isinstance(v, (int, float, str, bool)) and k != "figures"
+        }
         if scalars:
-            lines += ["| metric | value |", "|---|---|"] + [f"| {k} | {_fmt(v)} |" for k, v in scalars.items()]
+            lines += ["| metric | value |", "|---|---|"] + [
+                f"| {k} | {_fmt(v)} |" for k, v in scalars.items()
+            ]
         figures = metrics.get("figures", [])
         if figures:
             lines += ["", "Figures: " + ", ".join(f"[{f}]({name}/{f})" for f in figures)]
@@ -100,8 +117,12 @@ def write_summary(books: Sequence[Path], seconds: dict[str, float], smoke: bool)
     return path
 
 
-def run(smoke: bool = False, only: Sequence[str] | None = None, html: bool = True,
-        cell_timeout: float | None = None) -> int:
+def run(
+    smoke: bool = False,
+    only: Sequence[str] | None = None,
+    html: bool = True,
+    cell_timeout: float | None = None,
+) -> int:
     books = select(only)
     cell_timeout = _cell_timeout(cell_timeout)  # a bad value fails before anything runs
     out_dir = output_dir_for("notebooks", smoke=smoke)
@@ -124,24 +145,35 @@ def run(smoke: bool = False, only: Sequence[str] | None = None, html: bool = Tru
         print(f"[{i}/{len(books)}] {book.stem} ok in {done.seconds:.0f} s", flush=True)
     summary = write_summary(books, seconds, smoke)
     index = write_index([b.stem for b in books], smoke=smoke, seconds=seconds)
-    print(f"all {len(books)} notebooks ran in {time.perf_counter() - total:.0f} s; summary: {summary}; "
-          f"browse: {index}")
+    print(
+        f"all {len(books)} notebooks ran in {time.perf_counter() - total:.0f} s; summary: {summary}; "
+        f"browse: {index}"
+    )
     return 0
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m jepa_core.runner.workbook", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(
+        prog="python -m jepa_core.runner.workbook", description=__doc__.split("\n\n")[0]
+    )
     sub = parser.add_subparsers(dest="command", required=True)
     p_run = sub.add_parser("run", help="execute the numbered notebooks with papermill")
     p_run.add_argument("--smoke", action="store_true", help="tiny sizes: every notebook in seconds")
     p_run.add_argument("--only", nargs="+", metavar="NN", help="only these notebooks (e.g. 02 05)")
     p_run.add_argument("--no-html", action="store_true", help="skip the HTML copies")
-    p_run.add_argument("--cell-timeout", type=float, default=None, metavar="SECONDS",
-                       help="seconds one cell may run before the notebook fails (default: "
-                            "JEPA_CELL_TIMEOUT, else 1800)")
+    p_run.add_argument(
+        "--cell-timeout",
+        type=float,
+        default=None,
+        metavar="SECONDS",
+        help="seconds one cell may run before the notebook fails (default: "
+        "JEPA_CELL_TIMEOUT, else 1800)",
+    )
     args = parser.parse_args(argv)
     try:
-        return run(smoke=args.smoke, only=args.only, html=not args.no_html, cell_timeout=args.cell_timeout)
+        return run(
+            smoke=args.smoke, only=args.only, html=not args.no_html, cell_timeout=args.cell_timeout
+        )
     except ValueError as e:
         parser.error(str(e))
     return 2
