@@ -35,14 +35,17 @@ browser:
 		echo "      install it with: sudo apt-get update && sudo apt-get install -y chromium"; \
 	fi
 
-## make test: ruff (notebooks included), pytest (the browser test included), nbval on every
+## make test: ruff format --check, ruff check (notebooks included), pytest (the browser test
+## included), nbval on every
 ## notebook at smoke size
 test: $(STAMP) browser
+	$(PY) -m ruff format --check .
 	$(PY) -m ruff check .
 	$(PY) -m pytest tests
 	JEPA_SMOKE=1 $(PY) -m pytest --nbval-lax --nbval-current-env -p no:cacheprovider notebooks/
 
 lint: $(STAMP)
+	$(PY) -m ruff format --check .
 	$(PY) -m ruff check .
 
 clean-venv:
