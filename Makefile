@@ -36,8 +36,7 @@ browser:
 	fi
 
 ## make test: ruff format --check, ruff check (notebooks included), pytest (the browser test
-## included), nbval on every
-## notebook at smoke size
+## included), nbval on every notebook at smoke size
 test: $(STAMP) browser
 	$(PY) -m ruff format --check .
 	$(PY) -m ruff check .
