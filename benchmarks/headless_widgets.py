@@ -48,7 +48,8 @@ def redraw(low=0.15, high=0.2, n=4, seed=0):
 CELLS = {
     "interact": "widgets.interact(redraw, low=(0.05, 0.5, 0.01), high=(0.05, 0.5, 0.01), n=(1, 8), "
     "seed=(0, 50));",
-    "explore": "explore(redraw, low=(0.05, 0.5, 0.01), high=(0.05, 0.5, 0.01), n=(1, 8), seed=(0, 50));",
+    "explore": "explore(redraw, low=(0.05, 0.5, 0.01), high=(0.05, 0.5, 0.01), n=(1, 8), "
+    "seed=(0, 50));",
 }
 
 

@@ -101,9 +101,12 @@ def main(argv: list[str] | None = None) -> int:
     out = resolve(args.output) if args.output else results_dir("benchmarks")
     path = write_metrics(out, parameters=vars(args), metrics=metrics, name="knn_vs_sklearn.json")
     print(
-        f"k-NN {args.train:,} x {args.test:,} x {args.dim}, k={args.k}: workbook ({device}) {ours_s:.2f} s, "
-        f"scikit-learn {sklearn_s:.2f} s -> {sklearn_s / ours_s:.1f}x; accuracy {metrics['workbook_accuracy']:.3f} "
-        f"vs {metrics['sklearn_accuracy']:.3f}, agreement {metrics['prediction_agreement']:.3f}\n{path}"
+        f"k-NN {args.train:,} x {args.test:,} x {args.dim}, k={args.k}: "
+        f"workbook ({device}) {ours_s:.2f} s, "
+        f"scikit-learn {sklearn_s:.2f} s -> {sklearn_s / ours_s:.1f}x; "
+        f"accuracy {metrics['workbook_accuracy']:.3f} "
+        f"vs {metrics['sklearn_accuracy']:.3f}, "
+        f"agreement {metrics['prediction_agreement']:.3f}\n{path}"
     )
     return 0
 

@@ -131,7 +131,8 @@ def main(argv: list[str] | None = None) -> int:
         "|---|---|---|---|---|---|---|",
     ]
     lines += [
-        f"| {r['method']} | {r['init_knn']:.1%} | {r['trained_knn']:.1%} | {r['trained_knn_flatten']:.1%} | "
+        f"| {r['method']} | {r['init_knn']:.1%} | {r['trained_knn']:.1%} | "
+        f"{r['trained_knn_flatten']:.1%} | "
         f"{r['rankme']:.1f} | {r['train_seconds']:.0f} | {r['steps']} |"
         for r in rows
     ]

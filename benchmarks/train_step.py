@@ -116,7 +116,8 @@ def main(argv: list[str] | None = None) -> int:
     out = resolve(args.output) if args.output else results_dir("benchmarks")
     path = write_metrics(out, parameters=vars(args), metrics=metrics, name="train_step.json")
     print(
-        f"train_step {args.size}, batch {args.batch_size}, {args.image_size} px, patch {args.patch_size}, "
+        f"train_step {args.size}, batch {args.batch_size}, {args.image_size} px, "
+        f"patch {args.patch_size}, "
         f"{args.device}, {args.threads} threads: {metrics['images_per_second']} images/s "
         f"(rounds {metrics['rounds_images_per_second']})\n{path}"
     )

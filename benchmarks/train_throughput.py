@@ -2,7 +2,8 @@
 
     python benchmarks/train_throughput.py                                  # cpu preset, this CPU
     python benchmarks/train_throughput.py --sizes cpu vit_tiny vit_small --devices cpu cuda
-    python benchmarks/train_throughput.py --data imagefolder --root ../shared/datasets/cifar10 --image-size 32
+    python benchmarks/train_throughput.py --data imagefolder \\
+        --root ../shared/datasets/cifar10 --image-size 32
 
 Each measurement is ``jepa_core.train.train`` itself (data loading, masks, target and context
 forward, loss, AdamW, EMA), one epoch of ``--warmup + --steps`` optimizer steps; the clock is

@@ -248,7 +248,10 @@ def check_teacher(run: Run) -> None:
 
 
 def _stream(run: Run, kind: int) -> int:
-    """Random stream ``kind`` of this rank (rank 0 of any world size draws what one process does)."""
+    """Random stream ``kind`` of this rank.
+
+    Rank 0 of any world size draws what one process does.
+    """
     return kind + 16 * run.dist.rank
 
 

@@ -76,7 +76,8 @@ def load_checkpoint(
     except _UNREADABLE as e:
         first_line = str(e).strip().splitlines()[0] if str(e).strip() else ""
         raise CheckpointError(
-            f"checkpoint {str(path)!r} cannot be read ({type(e).__name__}: {first_line}): the file is truncated, "
+            f"checkpoint {str(path)!r} cannot be read ({type(e).__name__}: {first_line}): "
+            f"the file is truncated, "
             f"corrupt or not a PyTorch file. Delete it to start afresh, or point at another."
         ) from None
     if not isinstance(state, dict) or state.get("format") != FORMAT:

@@ -220,7 +220,8 @@ def load_config(
             )
     else:
         raise TypeError(
-            f"config source must be a preset name, path, dict or Config, got {type(source).__name__}"
+            f"config source must be a preset name, path, dict or Config, "
+            f"got {type(source).__name__}"
         )
 
     merged: dict[str, Any] = {}

@@ -22,7 +22,10 @@ if TYPE_CHECKING:
 
 
 def parse_value(text: str) -> Any:
-    """A command-line value: YAML scalars/lists (``3``, ``0.1``, ``true``, ``[0.1, 0.2]``, ``null``)."""
+    """A command-line value: YAML scalars/lists.
+
+    For example ``3``, ``0.1``, ``true``, ``[0.1, 0.2]``, ``null``.
+    """
     try:
         return yaml.safe_load(text)
     except yaml.YAMLError:
@@ -245,5 +248,6 @@ def apply_method_terms(cfg: Config, explicitly_set: set[str]) -> None:
     if loss.method == "hjepa":
         if any(w < 0 for w in loss.level_weights) or sum(loss.level_weights) <= 0:
             raise ValueError(
-                f"loss.level_weights must be >= 0 with a positive sum; got {list(loss.level_weights)}"
+                f"loss.level_weights must be >= 0 with a positive sum; "
+                f"got {list(loss.level_weights)}"
             )

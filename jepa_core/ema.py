@@ -59,7 +59,8 @@ def momentum_schedule(
     end = _check_unit_interval("end", end)
     if kind == "constant" and end != start:
         raise ValueError(
-            f"end must equal start (or be None) for kind='constant', got start={start!r}, end={end!r}"
+            f"end must equal start (or be None) for kind='constant', "
+            f"got start={start!r}, end={end!r}"
         )
     if total_steps is None:
         if kind != "constant":

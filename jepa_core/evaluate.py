@@ -37,7 +37,8 @@ def _first_view(images: object) -> torch.Tensor:
         images = images[0]
     if not isinstance(images, torch.Tensor):
         raise TypeError(
-            f"the loader's images must be a tensor or a tuple of tensors, got {type(images).__name__}"
+            f"the loader's images must be a tensor or a tuple of tensors, "
+            f"got {type(images).__name__}"
         )
     return images
 
@@ -184,7 +185,8 @@ def knn_predict(
     train_y = _check_labels("train_y", values["train_y"].to(device), train_x.shape[0], "train_x")
     if test_x.shape[1] != train_x.shape[1]:
         raise ValueError(
-            f"test_x and train_x must have the same feature size, got {test_x.shape[1]} and {train_x.shape[1]}"
+            f"test_x and train_x must have the same feature size, "
+            f"got {test_x.shape[1]} and {train_x.shape[1]}"
         )
     k = int_at_least("k", k, 1)
     if k > train_x.shape[0]:

@@ -45,7 +45,8 @@ def _check_tensor(name: str, value: object) -> torch.Tensor:
 def _check_same_shape(name_a: str, a: torch.Tensor, name_b: str, b: torch.Tensor) -> None:
     if a.shape != b.shape:
         raise ValueError(
-            f"{name_a} and {name_b} must have the same shape, got {tuple(a.shape)} and {tuple(b.shape)}"
+            f"{name_a} and {name_b} must have the same shape, "
+            f"got {tuple(a.shape)} and {tuple(b.shape)}"
         )
 
 
@@ -71,7 +72,8 @@ def jepa_loss(pred: torch.Tensor, target: torch.Tensor, kind: str = "mse") -> to
     _check_same_shape("pred", pred, "target", target)
     if pred.ndim == 0 or pred.numel() == 0:
         raise ValueError(
-            f"pred and target must be non-empty with a feature dimension, got shape {tuple(pred.shape)}"
+            f"pred and target must be non-empty with a feature dimension, "
+            f"got shape {tuple(pred.shape)}"
         )
     if kind == "mse":
         return F.mse_loss(pred, target)

@@ -8,7 +8,8 @@ one large *context* block with every target patch removed, so the prediction tas
 scale 0.15-0.2 and aspect 0.75-1.5, one context block of scale 0.85-1.0 and aspect 1,
 ``min_keep`` 10 at 224 px / patch 16, no overlap.
 
-Block shape, from one uniform draw ``r`` per block kind per batch (official ``_sample_block_size``)::
+Block shape, from one uniform draw ``r`` per block kind per batch (official
+``_sample_block_size``)::
 
     scale    = scale_lo + r * (scale_hi - scale_lo)
     aspect   = aspect_lo + r * (aspect_hi - aspect_lo)          (context: aspect 1)

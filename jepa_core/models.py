@@ -170,7 +170,10 @@ class Encoder(nn.Module):
         return self.patch_embed(images) + self.pos_embed
 
     def forward(self, images: torch.Tensor, keep: torch.Tensor | None = None) -> torch.Tensor:
-        """images [B, C, H, W]; keep [B, K] row-major indices of the patches to keep (all if None)."""
+        """images [B, C, H, W]; keep [B, K] row-major indices of the patches to keep.
+
+        All patches are kept if ``keep`` is None.
+        """
         x = self.embed_patches(images)
         if keep is not None:
             x = apply_masks(x, keep)
@@ -271,7 +274,10 @@ class Predictor(nn.Module):
 
 
 class PixelHead(nn.Module):
-    """Linear map from predicted tokens [..., D] to patch pixels [..., p*p*C] (``patchify`` order)."""
+    """Linear map from predicted tokens [..., D] to patch pixels [..., p*p*C].
+
+    The pixels are in ``patchify`` order.
+    """
 
     def __init__(self, embed_dim: int, patch_size: int, in_chans: int) -> None:
         super().__init__()
@@ -287,11 +293,15 @@ class PixelHead(nn.Module):
 
 
 def patchify(images: torch.Tensor, patch_size: int) -> torch.Tensor:
-    """[B, C, H, W] -> [B, N, p*p*C]; patches row-major (row * W + col), pixels (py, px, c) (MAE)."""
+    """[B, C, H, W] -> [B, N, p*p*C].
+
+    Patches row-major (row * W + col), pixels (py, px, c) (MAE).
+    """
     int_at_least("patch_size", patch_size, 1)
     if not isinstance(images, torch.Tensor) or images.ndim != 4:
         raise ValueError(
-            f"images must be a tensor [B, C, H, W], got {getattr(images, 'shape', type(images).__name__)}"
+            f"images must be a tensor [B, C, H, W], "
+            f"got {getattr(images, 'shape', type(images).__name__)}"
         )
     B, C, H, W = images.shape
     if H % patch_size or W % patch_size:

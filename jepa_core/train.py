@@ -440,7 +440,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
     final = result.final
     print(
-        f"{cfg.loss.method} on {cfg.data.name}: knn_acc={final['knn_acc']:.4f} rankme={final['rankme']:.2f} "
+        f"{cfg.loss.method} on {cfg.data.name}: "
+        f"knn_acc={final['knn_acc']:.4f} rankme={final['rankme']:.2f} "
         f"std_mean={final['std_mean']:.4f} in {result.seconds:.0f}s"
     )
     print(f"checkpoint: {result.checkpoint_path}\nhistory: {result.output_dir / 'history.csv'}")

@@ -41,7 +41,8 @@ CELLS_JS = """() => [...document.querySelectorAll('.jp-Notebook .jp-CodeCell')].
 WATCH_IMAGES_JS = """(index) => {
     const cell = document.querySelectorAll('.jp-Notebook .jp-CodeCell')[index];
     const hash = s => { let h = 2166136261; for (let i = 0; i < s.length; i++) {
-        h ^= s.charCodeAt(i); h = Math.imul(h, 16777619); } return (h >>> 0).toString(16) + ':' + s.length; };
+        h ^= s.charCodeAt(i); h = Math.imul(h, 16777619); }
+        return (h >>> 0).toString(16) + ':' + s.length; };
     window.__imagesSeen = [];
     const record = () => {
         const img = cell.querySelector('.jp-OutputArea-output img');

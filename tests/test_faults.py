@@ -23,16 +23,19 @@ WORKER = textwrap.dedent("""
     import os, signal, sys, torch
     from jepa_core.train import train
     out, mode = sys.argv[1], sys.argv[2]
-    overrides = {"data.train_samples": 96, "train.batch_size": 32, "train.epochs": 3, "train.log_every": 1,
-                 "eval.every": 0, "eval.train_samples": 100, "monitor.samples": 64, "train.device": "cpu",
+    overrides = {"data.train_samples": 96, "train.batch_size": 32, "train.epochs": 3,
+                 "train.log_every": 1, "eval.every": 0, "eval.train_samples": 100,
+                 "monitor.samples": 64, "train.device": "cpu",
                  "train.output_dir": out, "train.resume": mode == "resume"}
 
     def kill_mid_epoch_2(row):
-        if mode == "kill" and row["step"] == 4:  # epoch 2 is steps 4-6; epoch 1's checkpoint is on disk
+        # epoch 2 is steps 4-6; epoch 1's checkpoint is on disk
+        if mode == "kill" and row["step"] == 4:
             os.kill(os.getpid(), signal.SIGKILL)
 
     result = train("cjepa", overrides=overrides, callbacks=[kill_mid_epoch_2], progress=False)
-    torch.save({name: getattr(result, name).state_dict() for name in ("context_encoder", "target_encoder")}
+    torch.save({name: getattr(result, name).state_dict()
+                for name in ("context_encoder", "target_encoder")}
                | {"history": result.history.to_dict("list")}, os.path.join(out, "final.pt"))
 """)
 

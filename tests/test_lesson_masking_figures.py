@@ -1,4 +1,7 @@
-"""Specification of the mask figures in jepa_core.lessons.masking_figures: they draw what they are given."""
+"""Specification of the mask figures in jepa_core.lessons.masking_figures.
+
+They draw what they are given.
+"""
 
 from __future__ import annotations
 

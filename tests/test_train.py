@@ -91,7 +91,10 @@ def state_dicts_equal(a: torch.nn.Module, b: torch.nn.Module) -> bool:
 
 
 def gradients_at_optimizer_step(run, modules) -> list[list[torch.Tensor | None]]:
-    """Spy on ``run.optimizer.step``: the gradients of each module's parameters when it is called."""
+    """Spy on ``run.optimizer.step``.
+
+    Returns the gradients of each module's parameters when it is called.
+    """
     seen, real_step = [], run.optimizer.step
 
     def step(*args, **kwargs):
@@ -135,7 +138,8 @@ def test_notebook_03s_objective_terms_are_the_loss_of_the_trainers_step(method, 
 
 
 def test_teacher_changes_only_by_ema_of_the_updated_student(cheap_knn, tmp_path):
-    # One optimizer step (32 images, batch 32): target_after = m0 * target_init + (1 - m0) * student_after.
+    # One optimizer step (32 images, batch 32):
+    # target_after = m0 * target_init + (1 - m0) * student_after.
     cfg = load_config(
         "ijepa", tiny(tmp_path / "run", **{"data.train_samples": 32, "train.epochs": 1})
     )

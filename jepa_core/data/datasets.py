@@ -112,7 +112,8 @@ class NormalizedImageDataset(Dataset):
 
     def __repr__(self) -> str:
         return (
-            f"{type(self).__name__}(name={self.name!r}, n={len(self)}, classes={len(self.classes)}, "
+            f"{type(self).__name__}(name={self.name!r}, n={len(self)}, "
+            f"classes={len(self.classes)}, "
             f"channels={self.num_channels}, image_size={self.image_size})"
         )
 
@@ -238,7 +239,8 @@ def denormalize(images: torch.Tensor, dataset: Dataset | str) -> torch.Tensor:
         mean, std = base.mean, base.std
     if not isinstance(images, torch.Tensor) or images.ndim not in (3, 4):
         raise ValueError(
-            f"images must be a tensor [C, H, W] or [B, C, H, W], got {getattr(images, 'shape', type(images))}"
+            f"images must be a tensor [C, H, W] or [B, C, H, W], "
+            f"got {getattr(images, 'shape', type(images))}"
         )
     if images.shape[-3] != len(mean):
         raise ValueError(f"images have {images.shape[-3]} channels, the dataset has {len(mean)}")

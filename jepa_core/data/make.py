@@ -73,7 +73,8 @@ def make_datasets(
     if name == "imagefolder":
         if root is None:
             raise ValueError(
-                "imagefolder needs root=<folder holding train/<class>/* and test/<class>/*>, got None"
+                "imagefolder needs root=<folder holding train/<class>/* and test/<class>/*>, "
+                "got None"
             )
         return _imagefolder(paths.resolve(root), image_size, cache)
     root_path = paths.resolve(root) if root is not None else paths.data_dir(name)

@@ -95,7 +95,8 @@ def train_or_resume(
         raise ValueError(f"on_changed must be one of {ON_CHANGED}; got {on_changed!r}")
     if overrides is not None and not isinstance(overrides, Mapping):
         raise TypeError(
-            f"overrides must be a dict of dotted config keys or None; got {type(overrides).__name__}"
+            f"overrides must be a dict of dotted config keys or None; "
+            f"got {type(overrides).__name__}"
         )
     folder = run_dir(out, method)
     cfg = load_config(

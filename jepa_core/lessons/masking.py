@@ -4,12 +4,14 @@ The sampler (:func:`jepa_core.masks.sample_multiblock_masks`, after the official
 ``src/masks/multiblock.py`` of facebookresearch/ijepa; Assran et al., CVPR 2023) draws one
 uniform ``r_t`` for the target blocks and one ``r_c`` for the context block of a batch::
 
-    s_t = lo_t + r_t (hi_t - lo_t)      a_t = lo_a + r_t (hi_a - lo_a)      s_c = lo_c + r_c (hi_c - lo_c)
-    h x w = round(sqrt(int(N s) a)) x round(sqrt(int(N s) / a))              (N = H W patches)
+    s_t = lo_t + r_t (hi_t - lo_t)      a_t = lo_a + r_t (hi_a - lo_a)
+    s_c = lo_c + r_c (hi_c - lo_c)
+    h x w = round(sqrt(int(N s) a)) x round(sqrt(int(N s) / a))      (N = H W patches)
 
 so the realised target fraction ``h w / N`` differs from the drawn scale ``s_t`` by rounding::
 
-    |h w - N s_t| <= (sqrt(N s_t a_t) + sqrt(N s_t / a_t)) / 2 + 1/4 + 1      (|rounding| <= 1/2, floor < 1)
+    |h w - N s_t| <= (sqrt(N s_t a_t) + sqrt(N s_t / a_t)) / 2 + 1/4 + 1
+                                                        (|rounding| <= 1/2, floor < 1)
 
 which is one patch-row or more on a 7 x 7 grid. Then every context of a batch is cut to the
 shortest, ``k_min`` patches (the official collator's rule), and a batch of ``B`` contexts of

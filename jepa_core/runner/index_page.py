@@ -189,7 +189,8 @@ def notebook_section(root: Path, name: str, seconds: float | None = None) -> str
     executed = root / "notebooks" / f"{name}.ipynb"
     parts = [f"<section id='{_e(name)}'><h2>{_e(name)}</h2>"]
     links = [
-        f"<a href='notebooks/{_e(p.name)}'>{'executed notebook' if p.suffix == '.html' else p.name}</a>"
+        f"<a href='notebooks/{_e(p.name)}'>"
+        f"{'executed notebook' if p.suffix == '.html' else p.name}</a>"
         for p in (executed_html, executed)
         if p.exists()
     ]

@@ -234,7 +234,10 @@ def shell_command(
 
 
 def _cli_value(value: Any) -> str:
-    """A value as :func:`parse_value` (YAML) reads it back: YAML 1.1 needs ``1.0e-05``, not ``1e-05``."""
+    """A value as :func:`parse_value` (YAML) reads it back.
+
+    YAML 1.1 needs ``1.0e-05``, not ``1e-05``.
+    """
     if isinstance(value, str):
         return value
     if isinstance(value, (list, tuple)):

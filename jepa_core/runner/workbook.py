@@ -6,9 +6,9 @@ Each notebook is executed by papermill into ``results/notebooks/<name>.ipynb`` (
 writes its own ``results/<name>/metrics.json`` and figures, and ``results/summary.md`` gathers
 the headline numbers with links to the figures, ``results/index.html`` the page to browse them
 (``jepa_core.runner.index_page``). ``--smoke`` writes the same tree under
-``results/smoke/``, so it never touches a default run's outputs. A failing notebook stops the run with a
-non-zero exit naming the notebook and the cell; its partial executed notebook is kept. A cell
-that runs past ``--cell-timeout`` seconds fails the same way.
+``results/smoke/``, so it never touches a default run's outputs. A failing notebook stops the
+run with a non-zero exit naming the notebook and the cell; its partial executed notebook is
+kept. A cell that runs past ``--cell-timeout`` seconds fails the same way.
 """
 
 from __future__ import annotations
@@ -146,7 +146,8 @@ def run(
     summary = write_summary(books, seconds, smoke)
     index = write_index([b.stem for b in books], smoke=smoke, seconds=seconds)
     print(
-        f"all {len(books)} notebooks ran in {time.perf_counter() - total:.0f} s; summary: {summary}; "
+        f"all {len(books)} notebooks ran in {time.perf_counter() - total:.0f} s; "
+        f"summary: {summary}; "
         f"browse: {index}"
     )
     return 0
