@@ -150,7 +150,7 @@ def two_view_embeddings(
 
 
 def jepa_batch_size(objective: Objective, n_images: int) -> int:
-    """How many images of a batch I-JEPA's masks are drawn for (see ``jepa_forward``)."""
+    """How many images of a batch I-JEPA's masks are drawn for (see :func:`jepa_inputs`)."""
     if objective.views == 2 and objective.cfg.views_from == "full_view":
         return n_images // 2
     return n_images
