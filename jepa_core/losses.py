@@ -21,12 +21,22 @@ NT-Xent (SimCLR, Chen et al., ICML 2020), z = cat(z_i, z_j) of 2B rows, L2-norma
            -log( exp(s(a, a+) / tau) / sum_{b != a} exp(s(a, b) / tau) )
 
 where a+ is the other view of the same sample; the 2B - 2 other rows are the negatives.
+
+SIGReg (LeJEPA, Balestriero & LeCun 2025, arXiv 2511.08544; rbalestr-lab/lejepa), z [N, D] or
+[V, N, D]: project on M random unit directions a_m, and for each 1-D projection x = z a_m test
+it against N(0, 1) with the Epps-Pulley statistic (distance between the empirical and the
+Gaussian characteristic functions):
+
+    err(t)  = (mean_n cos(t x_n) - exp(-t^2/2))^2 + (mean_n sin(t x_n))^2
+    EP(x)   = N * sum_k w_k err(t_k),   t_k = linspace(0, t_max, K),
+              w_k = 2 * trapezoid_k * exp(-t_k^2/2)    (err is even in t: [0, t_max] counted twice)
+    sigreg  = mean over directions (and views) of EP
 """
 
 from __future__ import annotations
 
 import math
-from numbers import Real
+from numbers import Integral, Real
 
 import torch
 import torch.nn.functional as F
@@ -175,3 +185,99 @@ def nt_xent_loss(
         "pos_sim": pos_sim.detach(),
         "neg_sim": neg_sim.detach(),
     }
+
+
+def _check_int(name: str, value: object, *, low: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, Integral):
+        raise TypeError(f"{name} must be an int >= {low}, got {value!r} ({type(value).__name__})")
+    if value < low:
+        raise ValueError(f"{name} must be an int >= {low}, got {value!r}")
+    return int(value)
+
+
+def sigreg_directions(
+    dim: int,
+    num_directions: int,
+    *,
+    step: int,
+    device: torch.device | str | None = None,
+    dtype: torch.dtype = torch.float32,
+) -> torch.Tensor:
+    """The ``[dim, num_directions]`` matrix of unit columns that :func:`sigreg_loss` uses at
+    ``step``: standard Gaussian entries, each column divided by its L2 norm (so the columns are
+    uniform on the unit sphere).
+
+    They are drawn from a fresh ``torch.Generator`` on ``device`` seeded with ``step``: a new
+    set every step, and the same set in every process that passes the same step, so all ranks
+    of a distributed run project on the same directions without communicating (the LeJEPA
+    reference code does the same with the global step). The stream depends on the device type
+    (a CPU and a CUDA generator with the same seed draw different numbers) but not on the rank.
+    """
+    dim = _check_int("dim", dim, low=1)
+    num_directions = _check_int("num_directions", num_directions, low=1)
+    step = _check_int("step", step, low=0)
+    device = torch.device("cpu") if device is None else torch.device(device)
+    generator = torch.Generator(device=device)
+    generator.manual_seed(step)
+    a = torch.randn(dim, num_directions, generator=generator, device=device, dtype=dtype)
+    return a / a.norm(dim=0, keepdim=True)
+
+
+def sigreg_loss(
+    z: torch.Tensor,
+    *,
+    step: int,
+    num_directions: int = 1024,
+    t_max: float = 3.0,
+    num_points: int = 17,
+) -> torch.Tensor:
+    """SIGReg, LeJEPA's Sketched Isotropic Gaussian Regulariser (see module docstring): the
+    Epps-Pulley test statistic of each random 1-D projection of ``z`` against N(0, 1), averaged
+    over the directions and, for ``z`` of shape ``[V, N, D]``, over the V views. Zero-ish (about
+    1, independent of N) for z ~ N(0, I); grows like N for collapsed or low-rank z.
+
+    ``z``: ``[N, D]`` or ``[V, N, D]`` float tensor, N >= 2. All views are projected on the same
+    directions, ``sigreg_directions(D, num_directions, step=step)`` drawn on z's device and in
+    its dtype (a new set every step, identical on all ranks: see :func:`sigreg_directions`).
+    ``num_directions`` M: 1024 as in the LeJEPA README, stable-pretraining and lightly (the
+    minimal example uses 256). The quadrature follows the reference code: t on
+    ``linspace(0, t_max, num_points)`` = [0, 3] with 17 points, trapezoid weights times the
+    weight function exp(-t^2/2), doubled since the integrand is even, i.e. the integral over
+    [-t_max, t_max] (the paper's Algorithm 1 writes linspace(-5, 5, 17) instead; the paper
+    reports the domain and the number of points to matter little). The statistic is scaled by
+    N, as the test statistic is N * integral. Not divided by anything else: the loss weight
+    (LeJEPA's lambda) is the caller's.
+
+    Returns a scalar tensor in the autograd graph of ``z``.
+    """
+    z = _check_tensor("z", z)
+    if z.ndim not in (2, 3) or z.shape[-2] < 2 or z.shape[-1] < 1:
+        raise ValueError(
+            f"z must be [N, D] or [V, N, D] with N >= 2 and D >= 1, got shape {tuple(z.shape)}"
+        )
+    if z.ndim == 3 and z.shape[0] < 1:
+        raise ValueError(f"z of shape [V, N, D] must have V >= 1, got shape {tuple(z.shape)}")
+    step = _check_int("step", step, low=0)
+    num_directions = _check_int("num_directions", num_directions, low=1)
+    num_points = _check_int("num_points", num_points, low=2)
+    t_max = _check_real("t_max", t_max, low=0.0, low_inclusive=False)
+
+    views = z if z.ndim == 3 else z.unsqueeze(0)  # [V, N, D]
+    n, d = views.shape[1], views.shape[2]
+    directions = sigreg_directions(
+        d, num_directions, step=step, device=z.device, dtype=z.dtype
+    )  # [D, M]
+    t = torch.linspace(0.0, t_max, num_points, device=z.device, dtype=z.dtype)  # [K]
+    gaussian_cf = torch.exp(-0.5 * t.square())  # also the weight function
+    dt = t_max / (num_points - 1)
+    trapezoid = torch.full_like(t, dt)
+    trapezoid[0] = trapezoid[-1] = dt / 2
+    weights = 2.0 * trapezoid * gaussian_cf  # [K]
+
+    x = views @ directions  # [V, N, M]
+    xt = x.unsqueeze(-1) * t  # [V, N, M, K]
+    cos_mean = torch.cos(xt).mean(dim=1)  # [V, M, K]
+    sin_mean = torch.sin(xt).mean(dim=1)
+    err = (cos_mean - gaussian_cf).square() + sin_mean.square()
+    statistic = n * (err * weights).sum(dim=-1)  # [V, M]
+    return statistic.mean()

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from jepa_core.losses import jepa_loss, nt_xent_loss, vicreg_loss
+from jepa_core.losses import jepa_loss, nt_xent_loss, sigreg_directions, sigreg_loss, vicreg_loss
 
 # --- jepa_loss -----------------------------------------------------------------------------
 
@@ -224,3 +224,176 @@ def test_nt_xent_batch_of_one_raises():
 def test_nt_xent_shape_mismatch_names_both_shapes():
     with pytest.raises(ValueError, match=r"\(4, 3\).*\(5, 3\)"):
         nt_xent_loss(torch.randn(4, 3), torch.randn(5, 3))
+
+
+# --- sigreg_loss ---------------------------------------------------------------------------
+
+
+def _grid_weights(t_max: float, num_points: int) -> tuple[np.ndarray, np.ndarray]:
+    """Points t_k and the weights w_k of the doubled trapezoid rule times exp(-t^2/2), built by
+    integrating each hat basis function with np.trapezoid (not by writing the rule out)."""
+    t = np.linspace(0.0, t_max, num_points)
+    w = np.array([np.trapezoid(np.eye(num_points)[k], t) for k in range(num_points)])
+    return t, 2.0 * w * np.exp(-(t**2) / 2)
+
+
+def _sigreg_numpy(z: np.ndarray, a: np.ndarray, t_max: float, num_points: int) -> float:
+    """Via the complex characteristic function and np.trapezoid on the same grid."""
+    n = z.shape[0]
+    t = np.linspace(0.0, t_max, num_points)
+    stats = []
+    for m in range(a.shape[1]):
+        x = z @ a[:, m]
+        ecf = np.exp(1j * np.outer(t, x)).mean(axis=1)  # [K]
+        integrand = np.abs(ecf - np.exp(-(t**2) / 2)) ** 2 * np.exp(-(t**2) / 2)
+        stats.append(n * 2.0 * np.trapezoid(integrand, t))  # even integrand: [-t_max, t_max]
+    return float(np.mean(stats))
+
+
+def _epps_pulley_closed_form(x: np.ndarray) -> float:
+    """N * integral over the whole real line of |ecf(t) - exp(-t^2/2)|^2 exp(-t^2/2) dt, from
+    integral cos(a t) exp(-b t^2/2) dt = sqrt(2 pi / b) exp(-a^2 / (2 b)):
+    mean_jk sqrt(2 pi) e^{-(x_j-x_k)^2/2} - 2 mean_j sqrt(pi) e^{-x_j^2/4} + sqrt(2 pi / 3)."""
+    n = x.shape[0]
+    diff = x[:, None] - x[None, :]
+    value = (
+        math.sqrt(2 * math.pi) * np.exp(-(diff**2) / 2).mean()
+        - 2 * math.sqrt(math.pi) * np.exp(-(x**2) / 4).mean()
+        + math.sqrt(2 * math.pi / 3)
+    )
+    return float(n * value)
+
+
+def _gaussian_expectation(t_max: float = 3.0, num_points: int = 17) -> float:
+    """E[sigreg] for z ~ N(0, I): E|ecf(t) - exp(-t^2/2)|^2 = (1 - exp(-t^2)) / N at every t,
+    so the N-scaled statistic has mean sum_k w_k (1 - exp(-t_k^2)) whatever N and D."""
+    t, w = _grid_weights(t_max, num_points)
+    return float((w * (1.0 - np.exp(-(t**2)))).sum())
+
+
+def test_sigreg_matches_a_numpy_complex_ecf_computation_on_the_same_grid():
+    rng = np.random.default_rng(3)
+    z = rng.normal(loc=0.3, scale=1.4, size=(7, 5))
+    a = sigreg_directions(5, 4, step=11, dtype=torch.float64).numpy()
+    for t_max, num_points in ((3.0, 17), (5.0, 9)):
+        ref = _sigreg_numpy(z, a, t_max, num_points)
+        out = sigreg_loss(
+            torch.from_numpy(z), step=11, num_directions=4, t_max=t_max, num_points=num_points
+        )
+        assert out.dtype == torch.float64
+        assert out.item() == pytest.approx(ref, rel=1e-10)
+
+
+def test_sigreg_on_a_fine_wide_grid_approaches_the_closed_form_integral():
+    # Checks the scale (N), the doubling and the weight function against the exact integral
+    # over the real line; on [-12, 12] the neglected tail is below 4 e^{-72}.
+    rng = np.random.default_rng(4)
+    z = rng.normal(scale=0.8, size=(9, 3)) + np.array([0.5, 0.0, -1.0])
+    a = sigreg_directions(3, 5, step=2, dtype=torch.float64).numpy()
+    exact = np.mean([_epps_pulley_closed_form(z @ a[:, m]) for m in range(5)])
+    out = sigreg_loss(torch.from_numpy(z), step=2, num_directions=5, t_max=12.0, num_points=4001)
+    assert out.item() == pytest.approx(exact, rel=1e-6)
+
+
+def test_sigreg_of_a_gaussian_sample_is_near_its_null_expectation():
+    torch.manual_seed(0)
+    z = torch.randn(2048, 32, dtype=torch.float64)
+    expected = _gaussian_expectation()  # about 1, independent of N
+    score = sigreg_loss(z, step=0, num_directions=256).item()
+    assert abs(score / expected - 1.0) < 0.5
+
+
+def test_sigreg_of_a_collapsed_sample_is_at_least_its_lower_bound_and_far_above_gaussian():
+    # all rows equal: x = c per direction, err(t) = 1 - 2 cos(ct) e^{-t^2/2} + e^{-t^2}
+    # >= (1 - e^{-t^2/2})^2, so the score is at least N * sum_k w_k (1 - e^{-t_k^2/2})^2
+    n = 2048
+    t, w = _grid_weights(3.0, 17)
+    lower = n * float((w * (1.0 - np.exp(-(t**2) / 2)) ** 2).sum())
+    torch.manual_seed(1)
+    z = torch.randn(1, 32, dtype=torch.float64).expand(n, 32)
+    score = sigreg_loss(z, step=0, num_directions=256).item()
+    assert score >= lower * (1 - 1e-9)
+    assert score > 100 * _gaussian_expectation()
+
+
+@pytest.mark.parametrize("rank", [1, 2])
+def test_sigreg_of_a_low_rank_sample_is_far_above_gaussian(rank):
+    # same total variance as N(0, I_32), concentrated on `rank` orthonormal directions
+    n, d = 2048, 32
+    torch.manual_seed(2)
+    basis, _ = torch.linalg.qr(torch.randn(d, rank, dtype=torch.float64))
+    z = torch.randn(n, rank, dtype=torch.float64) @ basis.T * math.sqrt(d / rank)
+    low_rank = sigreg_loss(z, step=0, num_directions=256).item()
+    gaussian = sigreg_loss(torch.randn(n, d, dtype=torch.float64), step=0, num_directions=256)
+    assert low_rank > 10 * _gaussian_expectation()
+    assert low_rank > 10 * gaussian.item()
+
+
+def test_sigreg_directions_are_unit_columns_fixed_by_the_step():
+    a = sigreg_directions(16, 8, step=5)
+    assert a.shape == (16, 8)
+    torch.testing.assert_close(a.norm(dim=0), torch.ones(8))
+    assert torch.equal(a, sigreg_directions(16, 8, step=5))
+    assert not torch.allclose(a, sigreg_directions(16, 8, step=6))
+
+
+def test_sigreg_same_step_same_value_other_step_other_value():
+    torch.manual_seed(3)
+    z = torch.randn(64, 16) * 0.5
+    first = sigreg_loss(z, step=7, num_directions=8)
+    assert torch.equal(first, sigreg_loss(z, step=7, num_directions=8))
+    assert first.item() != sigreg_loss(z, step=8, num_directions=8).item()
+
+
+def test_sigreg_of_views_is_the_mean_over_views():
+    torch.manual_seed(4)
+    views = torch.stack([torch.randn(32, 6), 0.2 * torch.randn(32, 6), torch.randn(32, 6) + 1])
+    per_view = [sigreg_loss(v, step=3, num_directions=16) for v in views]
+    assert len({round(p.item(), 6) for p in per_view}) == 3  # the views really differ
+    out = sigreg_loss(views, step=3, num_directions=16)
+    assert out.item() == pytest.approx(sum(p.item() for p in per_view) / 3, rel=1e-6)
+
+
+def test_sigreg_gradient_reaches_z_and_is_the_directional_derivative():
+    torch.manual_seed(5)
+    z = (0.3 * torch.randn(64, 8, dtype=torch.float64)).requires_grad_()
+    loss = sigreg_loss(z, step=0, num_directions=32)
+    loss.backward()
+    g = z.grad
+    assert torch.isfinite(g).all() and g.abs().sum() > 0
+    # a small step against the gradient lowers the loss by about eta * |g|^2 (same directions)
+    eta = 1e-6
+    with torch.no_grad():
+        lowered = sigreg_loss(z - eta * g, step=0, num_directions=32)
+    drop = loss.item() - lowered.item()
+    assert drop > 0
+    assert drop == pytest.approx(eta * g.square().sum().item(), rel=1e-3)
+
+
+def test_sigreg_keeps_the_input_dtype():
+    assert sigreg_loss(torch.randn(8, 4), step=0, num_directions=4).dtype == torch.float32
+
+
+@pytest.mark.parametrize(
+    ("z", "kwargs", "error", "message"),
+    [
+        ([[0.0, 1.0], [1.0, 0.0]], {}, TypeError, "z must be a torch.Tensor"),
+        (torch.zeros(4, 3, dtype=torch.int64), {}, TypeError, "z must be a floating-point"),
+        (torch.zeros(4), {}, ValueError, r"z must be \[N, D\] or \[V, N, D\]"),
+        (torch.zeros(2, 2, 4, 3), {}, ValueError, r"z must be .*\(2, 2, 4, 3\)"),
+        (torch.zeros(1, 3), {}, ValueError, "N >= 2"),
+        (torch.zeros(2, 1, 3), {}, ValueError, "N >= 2"),
+        (torch.zeros(4, 3), {"step": -1}, ValueError, "step must be an int >= 0"),
+        (torch.zeros(4, 3), {"step": 1.5}, TypeError, "step must be an int"),
+        (torch.zeros(4, 3), {"step": True}, TypeError, "step must be an int"),
+        (torch.zeros(4, 3), {"num_directions": 0}, ValueError, "num_directions must be .* >= 1"),
+        (torch.zeros(4, 3), {"num_points": 1}, ValueError, "num_points must be an int >= 2"),
+        (torch.zeros(4, 3), {"t_max": 0.0}, ValueError, "t_max must be finite and > 0"),
+        (torch.zeros(4, 3), {"t_max": math.inf}, ValueError, "t_max"),
+        (torch.zeros(4, 3), {"t_max": "3"}, TypeError, "t_max must be a real number"),
+    ],
+)
+def test_sigreg_bad_inputs_raise_naming_the_culprit(z, kwargs, error, message):
+    kwargs = {"step": 0, **kwargs}
+    with pytest.raises(error, match=message):
+        sigreg_loss(z, **kwargs)
