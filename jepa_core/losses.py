@@ -1,4 +1,4 @@
-"""The objectives: I-JEPA's prediction loss, VICReg's regulariser, SimCLR's NT-Xent, LeJEPA's SIGReg.
+"""The objectives: I-JEPA's prediction loss, VICReg, SimCLR's NT-Xent and LeJEPA's SIGReg.
 
 I-JEPA (Assran et al., CVPR 2023), predicted vs target patch embeddings, no normalisation of
 either (the targets are layer-normed by the caller, as in the official code):
