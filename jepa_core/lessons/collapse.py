@@ -24,6 +24,7 @@ import pandas as pd
 from ..config import load_config
 from ..results import output_dir_for
 from ..train import TrainResult, train
+from .panel_grid import panel_grid
 
 BROKEN = {"ema.stop_grad": False, "ema.target_in_optimizer": True}
 
@@ -121,12 +122,10 @@ def plot_collapse_curves(
     runs: Mapping[str, TrainResult],
     metrics: Sequence[str] = ("jepa", "std_mean", "std_min", "rankme", "knn_acc"),
 ):
-    """One panel per metric, one line per run, against optimizer steps (log scale where the
-    metric spans decades)."""
-    import matplotlib.pyplot as plt
-
-    fig, axes = plt.subplots(1, len(metrics), figsize=(3.6 * len(metrics), 3.2), squeeze=False)
-    for ax, metric in zip(axes[0], metrics, strict=True):
+    """One panel per metric in a grid (rows of at most three), one line per run, against
+    optimizer steps (log scale where the metric spans decades)."""
+    fig, axes = panel_grid(len(metrics), panel=(3.6, 3.0))
+    for ax, metric in zip(axes, metrics, strict=True):
         for name, result in runs.items():
             h = result.history
             if metric not in h:
@@ -143,6 +142,6 @@ def plot_collapse_curves(
         ax.set_xlabel("optimizer step")
         if metric in ("std_mean", "std_min", "jepa", "loss"):
             ax.set_yscale("log")
-    axes[0][0].legend(fontsize=7)
+    axes[0].legend(fontsize=7)
     fig.tight_layout()
     return fig

@@ -39,6 +39,7 @@ from ..objectives import (
     target_features,
     two_view_embeddings,
 )
+from .panel_grid import panel_grid
 
 EMBEDDING_KINDS = ("healthy", "dimension_collapsed", "fully_collapsed")
 
@@ -338,7 +339,7 @@ def plot_vicreg_table(table: pd.DataFrame):
     import matplotlib.pyplot as plt
 
     columns = ["invariance", "variance", "covariance", "rankme"]
-    fig, axes = plt.subplots(1, len(columns), figsize=(13, 3.4))
+    fig, axes = panel_grid(len(columns), panel=(4.2, 3.0))  # 2 x 2
     colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
     for ax, column in zip(axes, columns, strict=True):
         values = table[column].to_numpy()

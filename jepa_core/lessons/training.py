@@ -13,6 +13,8 @@ from collections.abc import Sequence
 
 import pandas as pd
 
+from .panel_grid import panel_grid
+
 
 class LiveCurves:
     """A training callback that redraws metric curves in place in a notebook.
@@ -30,10 +32,8 @@ class LiveCurves:
         import matplotlib.pyplot as plt
 
         self.metrics, self.every, self.rows = list(metrics), max(1, every), []
-        self.fig, axes = plt.subplots(
-            1, len(self.metrics), figsize=(3.4 * len(self.metrics), 2.8), squeeze=False
-        )
-        self.axes = axes[0]
+        # a grid (2 x 2 for the default four), not one long row
+        self.fig, self.axes = panel_grid(len(self.metrics), panel=(3.4, 2.6))
         plt.close(self.fig)  # drawn through the display handle only
         self.handle = None
         try:
