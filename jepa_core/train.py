@@ -19,7 +19,6 @@ import argparse
 import math
 import os
 import sys
-import time
 import warnings
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
@@ -44,18 +43,14 @@ from .checkpoint import (
 from .config import Config, load_config, parse_overrides
 from .device import autocast
 from .ema import ema_update
-from .frontend import progress_bar
-from .monitor import knn_eval, monitor_stats
+from .history import CollapseWarning, RunLog  # noqa: F401 (train() warns with it)
+from .monitor import knn_eval
 from .objectives import jepa_inputs, target_features, two_view_embeddings
 from .optim import cosine_ramp, set_schedules, warmup_cosine
 from .paths import resolve
 from .results import write_metrics
 
 CHECKPOINT_NAME = "checkpoint.pt"
-
-
-class CollapseWarning(UserWarning):
-    """The embeddings look collapsed (std_mean or rankme under the monitor's thresholds)."""
 
 
 @dataclass
@@ -179,31 +174,10 @@ def train(
 
 
 def _train(run: Run, callbacks: list[Callable[[dict], None]], progress: bool) -> TrainResult:
-    cfg, main = run.cfg, run.dist.is_main
+    cfg = run.cfg
     ckpt = run.output_dir / CHECKPOINT_NAME
     start_epoch, step, history = _start(run, ckpt)
-    bar = (
-        progress_bar(
-            total=run.total_steps,
-            initial=step,
-            unit="step",
-            desc=f"{cfg.loss.method} on {cfg.data.name}",
-        )
-        if progress and main
-        else None
-    )
-    log = _Log(run, callbacks, history)
-    if not history:
-        log.row(
-            step=0,
-            epoch=0,
-            terms={
-                "momentum": run.momentum(0),
-                "lr": cfg.optim.start_lr,
-                "wd": cfg.optim.weight_decay,
-            },
-            evaluate=True,
-        )
+    log = RunLog(run, callbacks, history, knn=knn_eval, progress=progress)
     for epoch in range(start_epoch, cfg.train.epochs):
         seed_epoch(run, epoch)
         log.start_epoch()
@@ -212,41 +186,34 @@ def _train(run: Run, callbacks: list[Callable[[dict], None]], progress: bool) ->
             try:
                 terms = train_step(run, islice(batches, cfg.train.accumulate), step)
             except FloatingPointError as e:
-                where = (
-                    f"the last good checkpoint is {str(ckpt)!r} (after epoch {epoch})"
-                    if epoch
-                    else "no checkpoint was written yet"
-                )
-                raise FloatingPointError(f"{e} (epoch {epoch + 1}); {where}") from None
+                raise FloatingPointError(
+                    f"{e} (epoch {epoch + 1}); {_last_good(ckpt, epoch)}"
+                ) from None
             step += 1
             log.add(terms)
-            if bar is not None:
-                bar.update(1)
-                bar.set_postfix(loss=f"{terms['loss']:.4f}")
             end = step % run.steps_per_epoch == 0
             if end or (cfg.train.log_every and step % cfg.train.log_every == 0):
                 last = epoch + 1 == cfg.train.epochs
-                log.row(
-                    step,
-                    step / run.steps_per_epoch,
-                    terms,
-                    evaluate=end
-                    and (last or (cfg.eval.every and (epoch + 1) % cfg.eval.every == 0)),
-                )
+                every = cfg.eval.every and (epoch + 1) % cfg.eval.every == 0
+                log.row(step, step / run.steps_per_epoch, terms, evaluate=end and (last or every))
                 if log.stopped:
                     break
         log.end_epoch()
-        if main:  # a run stopped by the alarm keeps its last state too, marked stopped
-            save_checkpoint(
-                ckpt, run_state(run, epoch + (not log.stopped), step, history, log.stopped)
-            )
+        if run.dist.is_main:  # a run stopped by the alarm keeps its last state, marked stopped
+            state = run_state(run, epoch + (not log.stopped), step, history, log.stopped)
+            save_checkpoint(ckpt, state)
             pd.DataFrame(history).to_csv(run.output_dir / "history.csv", index=False)
         distributed.barrier(run.dist)
         if log.stopped:
             break
-    if bar is not None:
-        bar.close()
+    log.close()
     return _finish(run, ckpt, history, log)
+
+
+def _last_good(ckpt: Path, epoch: int) -> str:
+    if epoch:
+        return f"the last good checkpoint is {str(ckpt)!r} (after epoch {epoch})"
+    return "no checkpoint was written yet"
 
 
 def _start(run: Run, ckpt: Path) -> tuple[int, int, list[dict]]:
@@ -273,91 +240,7 @@ def _images(batch, device: torch.device) -> torch.Tensor:
     return images.to(device, non_blocking=True)
 
 
-_SCHEDULES = ("momentum", "lr", "wd")
-
-
-class _Log:
-    """The history rows: the step's terms averaged since the last row (and over ranks), the
-    collapse metrics, k-NN at epoch ends, wall-clock seconds of training; the collapse alarm."""
-
-    def __init__(self, run: Run, callbacks: list[Callable[[dict], None]], history: list[dict]):
-        self.run, self.callbacks, self.history = run, callbacks, history
-        self.sums: dict[str, float] = {}
-        self.n = 0
-        self.seconds = history[-1]["seconds"] if history else 0.0
-        self.t0 = time.perf_counter()
-        self.stopped: str | None = None
-        self.warned = False
-
-    def start_epoch(self) -> None:
-        self.t0 = time.perf_counter()
-
-    def row(self, step: int, epoch: float, terms: dict[str, float], evaluate: bool) -> None:
-        """Append a row after optimizer step ``step`` (0: the encoders at initialisation);
-        ``terms``: the last step's, for its schedules."""
-        run = self.run
-        if step:
-            self.seconds += time.perf_counter() - self.t0
-        means = distributed.mean_over_ranks(
-            run.dist, {k: v / self.n for k, v in self.sums.items()}, run.device
-        )
-        self.sums, self.n = {}, 0
-        schedules = {k: terms[k] for k in _SCHEDULES}
-        row = {
-            "epoch": epoch,
-            "step": step,
-            "images": step * run.cfg.train.batch_size,
-            **means,
-            **schedules,
-            **monitor_stats(run),
-            "knn_acc": knn_eval(run) if evaluate else math.nan,
-            "seconds": self.seconds,
-        }
-        self.t0 = time.perf_counter()
-        self.history.append(row)
-        for callback in self.callbacks:
-            callback(row)
-        self._alarm(step, row)
-
-    def add(self, terms: dict[str, float]) -> None:
-        """Sum one step's loss terms towards the next row's means."""
-        for name, value in terms.items():
-            if name not in _SCHEDULES:
-                self.sums[name] = self.sums.get(name, 0.0) + value
-        self.n += 1
-
-    def end_epoch(self) -> None:
-        if not self.stopped:
-            self.seconds += time.perf_counter() - self.t0
-            self.t0 = time.perf_counter()
-            self.history[-1]["seconds"] = self.seconds
-
-    def _alarm(self, step: int, row: dict) -> None:
-        mon, main = self.run.cfg.monitor, self.run.dist.is_main
-        reason = None
-        if mon.alarm_std_mean > 0 and row["std_mean"] < mon.alarm_std_mean:
-            reason = f"std_mean {row['std_mean']:.2e} < monitor.alarm_std_mean {mon.alarm_std_mean}"
-        elif mon.alarm_rankme > 0 and row["rankme"] < mon.alarm_rankme:
-            reason = f"rankme {row['rankme']:.2f} < monitor.alarm_rankme {mon.alarm_rankme}"
-        if reason is None:
-            return
-        message = f"collapse alarm at step {step}: {reason}"
-        if mon.on_collapse == "stop":
-            self.stopped = message
-            if main:
-                warnings.warn(
-                    message + "; stopping (monitor.on_collapse='stop')",
-                    CollapseWarning,
-                    stacklevel=5,
-                )
-        elif not self.warned and main:
-            warnings.warn(
-                message + " (monitor.on_collapse='warn' keeps going)", CollapseWarning, stacklevel=5
-            )
-            self.warned = True
-
-
-def _finish(run: Run, ckpt: Path, history: list[dict], log: _Log) -> TrainResult:
+def _finish(run: Run, ckpt: Path, history: list[dict], log: RunLog) -> TrainResult:
     frame = pd.DataFrame(history)
     result = TrainResult(
         history=frame,

@@ -9,8 +9,8 @@ import torch
 from torch.utils.data import DataLoader, TensorDataset
 
 import jepa_core.masks as masks_module
+from jepa_core.collator import MultiBlockMaskCollator
 from jepa_core.masks import (
-    MultiBlockMaskCollator,
     MultiBlockMasks,
     indices_cut_to_shortest,
     indices_to_map,

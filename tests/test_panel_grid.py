@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 
 from jepa_core.lessons.collapse import plot_collapse_curves
-from jepa_core.lessons.loss_probes import plot_vicreg_table
+from jepa_core.lessons.loss_probes_figures import plot_vicreg_table
 from jepa_core.lessons.panel_grid import grid_shape, panel_grid
 from jepa_core.lessons.training import LiveCurves
 

@@ -68,11 +68,6 @@ class FeatureSplit:
 
 
 # --- training ------------------------------------------------------------------------------
-def run_dir(out: str | Path, method: str) -> Path:
-    """Where ``train_or_resume`` keeps a method's run: ``<out>/runs/<method>/``."""
-    return Path(out) / "runs" / method
-
-
 def train_or_resume(
     method: str,
     overrides: Mapping[str, Any] | None,
@@ -98,7 +93,7 @@ def train_or_resume(
             f"overrides must be a dict of dotted config keys or None; "
             f"got {type(overrides).__name__}"
         )
-    folder = run_dir(out, method)
+    folder = Path(out) / "runs" / method
     cfg = load_config(
         method, {**(overrides or {}), "train.output_dir": str(folder), "train.resume": True}
     )
@@ -256,13 +251,11 @@ def pixel_feature_sets(
 
 # --- accuracies ----------------------------------------------------------------------------
 def _check_k_values(k_values: Sequence[int]) -> tuple[int, ...]:
+    message = f"k_values must be a non-empty list of ints >= 1; got {k_values!r}"
     if isinstance(k_values, (str, int)) or not isinstance(k_values, Sequence) or not k_values:
-        raise ValueError(f"k_values must be a non-empty list of ints >= 1; got {k_values!r}")
-    for k in k_values:
-        if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
-            raise ValueError(
-                f"k_values must be a non-empty list of ints >= 1; got {list(k_values)!r}"
-            )
+        raise ValueError(message)
+    if any(isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1 for k in k_values):
+        raise ValueError(message)
     return tuple(int(k) for k in k_values)
 
 

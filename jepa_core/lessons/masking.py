@@ -23,11 +23,6 @@ The sampler returns only the cut masks. To see a batch before the cut, :func:`un
 draws ``r_t, r_c`` itself (the formula above), pins each range to its drawn value, and samples
 each image as a batch of one (a batch of one is never cut); the same library code draws every
 block, and the cut is the library's own :func:`jepa_core.masks.indices_cut_to_shortest`.
-
-:func:`distance_to_context` measures how far a target patch lies from what the encoder sees:
-``d(p) = min over context patches q of ||p - q||_2`` in patch units (row, column). Large blocks
-make ``d`` large, so a target cannot be filled in from its neighbours (the paper's argument for
-blocks over random patches); ``d = 1`` means a visible 4-neighbour.
 """
 
 from __future__ import annotations
@@ -42,22 +37,16 @@ import pandas as pd
 import torch
 
 from ..checks import int_at_least
-from ..masks import MultiBlockMasks, indices_cut_to_shortest, sample_multiblock_masks
-
-MASK_KWARGS = (
-    "n_targets",
-    "target_scale",
-    "target_aspect",
-    "context_scale",
-    "min_keep",
-    "allow_overlap",
+from ..masks import (
+    MASK_ARGUMENTS,
+    MultiBlockMasks,
+    indices_cut_to_shortest,
+    sample_multiblock_masks,
 )
+
 # The sampler's own defaults, read from its signature so there is one source of them.
-_SAMPLER_DEFAULTS = {
-    name: p.default
-    for name, p in inspect.signature(sample_multiblock_masks).parameters.items()
-    if name in MASK_KWARGS
-}
+_SAMPLER_PARAMETERS = inspect.signature(sample_multiblock_masks).parameters
+_SAMPLER_DEFAULTS = {name: _SAMPLER_PARAMETERS[name].default for name in MASK_ARGUMENTS}
 
 
 @dataclass(frozen=True)
@@ -80,9 +69,9 @@ class UncutBatch:
 
 
 def _resolve_mask_kwargs(grid: Any, mask_kwargs: dict[str, Any]) -> dict[str, Any]:
-    unknown = sorted(set(mask_kwargs) - set(MASK_KWARGS))
+    unknown = sorted(set(mask_kwargs) - set(MASK_ARGUMENTS))
     if unknown:
-        raise TypeError(f"unknown mask arguments {unknown}; accepted: {list(MASK_KWARGS)}")
+        raise TypeError(f"unknown mask arguments {unknown}; accepted: {list(MASK_ARGUMENTS)}")
     kwargs = {**_SAMPLER_DEFAULTS, **mask_kwargs}
     # let the sampler validate everything once, with its own error messages
     sample_multiblock_masks(grid, 1, generator=torch.Generator().manual_seed(0), **kwargs)
@@ -339,7 +328,9 @@ def distance_to_context(masks: MultiBlockMasks, chunk: int = 256) -> torch.Tenso
 
     ``d(p) = min_q ||p - q||_2`` over the image's context patches ``q``, with patches at their
     (row, column) on the grid; aligned with ``masks.targets``. ``chunk`` images at a time bound
-    the memory (B x N x N distances otherwise).
+    the memory (B x N x N distances otherwise). Large blocks make ``d`` large, so a target
+    cannot be filled in from its neighbours (the paper's argument for blocks over random
+    patches); ``d = 1`` means a visible 4-neighbour.
     """
     if not isinstance(masks, MultiBlockMasks):
         raise TypeError(f"masks must be a MultiBlockMasks, got {type(masks).__name__}")
