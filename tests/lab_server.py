@@ -28,6 +28,7 @@ from pathlib import Path
 
 from jepa_core.frontend import HEADLESS_ENV
 from jepa_core.paths import notebooks_dir
+from jepa_core.runner.execute import ensure_kernel
 
 KERNEL_NAME = "jepa-workbook"
 KERNEL_DISPLAY_NAME = "Python (JEPA Workbook)"
@@ -141,7 +142,11 @@ def write_lab_settings(settings_dir: Path) -> None:
 
 
 def start_lab(home: Path, names: list[str], timeout: float = 120) -> LabServer:
-    """Start JupyterLab serving copies of ``names`` under ``home``; wait until it answers."""
+    """Start JupyterLab serving copies of ``names`` under ``home``; wait until it answers.
+
+    The workbook's kernel is registered first (in this environment, as the headless runs do):
+    on a fresh clone nothing else may have registered it yet."""
+    ensure_kernel()
     workbook = home / "workbook"
     notebooks = workbook / "notebooks"
     copy_notebooks(names, notebooks)
