@@ -85,3 +85,21 @@ def test_real_data_table_compares_trained_initial_and_raw_pixels(tmp_path):
         m["raw_pixel_knn"] > 0.5
     )  # pixels of 100 digits already classify the 1,000 test digits well
     assert (tmp_path / "ijepa" / "checkpoint.pt").exists()
+
+
+def test_step_benchmark_times_train_step_on_pre_drawn_masks(tmp_path):
+    args = ["--size", "cpu", "--batch-size", "8", "--warmup", "1", "--steps", "2", "--repeats", "2"]
+    script("train_step").main([*args, "--output", str(tmp_path)])
+    record = json.loads((tmp_path / "train_step.json").read_text())
+    m = record["metrics"]
+    assert len(m["rounds_images_per_second"]) == 2 and all(
+        r > 0 for r in m["rounds_images_per_second"]
+    )
+    assert min(m["rounds_images_per_second"]) <= m["images_per_second"]
+    assert m["images_per_second"] <= max(m["rounds_images_per_second"])
+    assert record["parameters"]["size"] == "cpu" and m["machine"]["cpu_count"] >= 1
+    # the real sampler is back in place after the timed steps
+    import jepa_core.build
+    import jepa_core.train
+
+    assert jepa_core.train.sample_masks is jepa_core.build.sample_masks
