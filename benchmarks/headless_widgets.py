@@ -66,30 +66,23 @@ def soak_cells(kind: str, cells: int, detector: float) -> dict:
     from nbclient import NotebookClient
     from nbclient.exceptions import CellTimeoutError
 
-    from jepa_core.runner.execute import ensure_kernel
+    from jepa_core.runner.execute import ensure_kernel, headless_kernel_env
 
     nb = nbformat.v4.new_notebook()
     nb.cells = [nbformat.v4.new_code_cell(SETUP)] + [
         nbformat.v4.new_code_cell(CELLS[kind]) for _ in range(cells)
     ]
-    before = os.environ.get("JEPA_HEADLESS")
-    os.environ["JEPA_HEADLESS"] = "1" if kind == "explore" else "0"  # what the kernel inherits
     client = NotebookClient(nb, timeout=detector, kernel_name=ensure_kernel(), allow_errors=False)
     durations, timeouts = [], 0
-    try:
-        with client.setup_kernel():
-            for index, cell in enumerate(nb.cells):
-                start = time.perf_counter()
-                try:
-                    client.execute_cell(cell, index)
-                except CellTimeoutError:
-                    timeouts += 1
-                if index:
-                    durations.append(time.perf_counter() - start)
-    finally:
-        os.environ.pop("JEPA_HEADLESS", None)
-        if before is not None:
-            os.environ["JEPA_HEADLESS"] = before
+    with headless_kernel_env(kind == "explore"), client.setup_kernel():
+        for index, cell in enumerate(nb.cells):
+            start = time.perf_counter()
+            try:
+                client.execute_cell(cell, index)
+            except CellTimeoutError:
+                timeouts += 1
+            if index:
+                durations.append(time.perf_counter() - start)
     stalls = sum(d >= 0.9 * detector for d in durations)
     return {
         "cells": cells,

@@ -23,12 +23,18 @@ from typing import Any
 HEADLESS_ENV = "JEPA_HEADLESS"
 
 
+def env_flag(name: str) -> bool:
+    """An on/off environment variable: ``1``/``true`` on, ``0``/``false``/unset off, else an
+    error naming it."""
+    value = os.environ.get(name, "0").strip().lower()
+    if value not in ("0", "1", "true", "false", ""):
+        raise ValueError(f"{name} must be 1 or 0; got {value!r}")
+    return value in ("1", "true")
+
+
 def headless() -> bool:
     """True when the kernel runs under a runner without a front end (``JEPA_HEADLESS=1``)."""
-    value = os.environ.get(HEADLESS_ENV, "0").strip().lower()
-    if value not in ("0", "1", "true", "false", ""):
-        raise ValueError(f"{HEADLESS_ENV} must be 1 or 0; got {value!r}")
-    return value in ("1", "true")
+    return env_flag(HEADLESS_ENV)
 
 
 def explore(draw: Callable[..., Any], **controls: Any):

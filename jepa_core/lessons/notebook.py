@@ -11,7 +11,6 @@ Paths come from the repository (``jepa_core.paths``), so the same notebook write
 
 from __future__ import annotations
 
-import os
 import random
 import time
 from dataclasses import dataclass, field
@@ -22,15 +21,13 @@ import numpy as np
 import torch
 
 from ..device import resolve_device
+from ..frontend import env_flag
 from ..results import output_dir_for, save_figure, write_metrics
 
 
 def env_smoke() -> bool:
     """Smoke mode (tiny sizes, seconds per notebook) when ``JEPA_SMOKE=1`` is set."""
-    value = os.environ.get("JEPA_SMOKE", "0").strip().lower()
-    if value not in ("0", "1", "true", "false", ""):
-        raise ValueError(f"JEPA_SMOKE must be 1 or 0; got {value!r}")
-    return value in ("1", "true")
+    return env_flag("JEPA_SMOKE")
 
 
 @dataclass

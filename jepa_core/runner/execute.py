@@ -119,7 +119,7 @@ def execute(
     output.parent.mkdir(parents=True, exist_ok=True)
     start = time.perf_counter()
     try:
-        with _headless_kernel_env():
+        with headless_kernel_env():
             pm.execute_notebook(
                 str(notebook),
                 str(output),
@@ -146,12 +146,13 @@ def execute(
 
 
 @contextmanager
-def _headless_kernel_env():
-    """``JEPA_HEADLESS=1`` in the environment the kernel inherits, for this execution only."""
+def headless_kernel_env(headless: bool = True):
+    """``JEPA_HEADLESS`` (1, or 0) in the environment a kernel started inside inherits; restored
+    afterwards."""
     from ..frontend import HEADLESS_ENV
 
     before = os.environ.get(HEADLESS_ENV)
-    os.environ[HEADLESS_ENV] = "1"
+    os.environ[HEADLESS_ENV] = "1" if headless else "0"
     try:
         yield
     finally:
@@ -195,3 +196,15 @@ def notebook_parameters(notebook: str | Path) -> dict[str, Any]:
     import papermill as pm
 
     return {name: info["default"] for name, info in pm.inspect_notebook(str(notebook)).items()}
+
+
+def add_cell_timeout_option(parser) -> None:
+    """``--cell-timeout SECONDS`` on a runner's command line (read with :func:`cell_timeout`)."""
+    parser.add_argument(
+        "--cell-timeout",
+        type=float,
+        default=None,
+        metavar="SECONDS",
+        help=f"seconds one cell may run before the notebook fails (default: {CELL_TIMEOUT_ENV}, "
+        f"else {DEFAULT_CELL_TIMEOUT})",
+    )

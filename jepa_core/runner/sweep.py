@@ -30,7 +30,7 @@ import pandas as pd
 
 from ..config import PRESETS, load_config, parse_overrides, parse_value
 from ..paths import resolve, results_dir
-from .execute import NotebookFailed, execute, notebook_parameters
+from .execute import NotebookFailed, add_cell_timeout_option, execute, notebook_parameters
 from .execute import cell_timeout as _cell_timeout
 
 
@@ -281,14 +281,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--output-dir", default=None, help="the sweep folder (default: results/sweeps/<name>/)"
     )
     parser.add_argument("--smoke", action="store_true", help="run every point in smoke mode")
-    parser.add_argument(
-        "--cell-timeout",
-        type=float,
-        default=None,
-        metavar="SECONDS",
-        help="seconds one cell may run before the run fails (default: "
-        "JEPA_CELL_TIMEOUT, else 1800)",
-    )
+    add_cell_timeout_option(parser)
     args = parser.parse_args(argv)
     try:
         grid = parse_grid(args.grid)

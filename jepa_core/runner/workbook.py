@@ -23,7 +23,7 @@ from typing import Any
 
 from ..paths import notebooks_dir
 from ..results import output_dir_for, results_root
-from .execute import NotebookFailed, execute
+from .execute import NotebookFailed, add_cell_timeout_option, execute
 from .execute import cell_timeout as _cell_timeout
 from .index_page import write_index
 
@@ -162,14 +162,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     p_run.add_argument("--smoke", action="store_true", help="tiny sizes: every notebook in seconds")
     p_run.add_argument("--only", nargs="+", metavar="NN", help="only these notebooks (e.g. 02 05)")
     p_run.add_argument("--no-html", action="store_true", help="skip the HTML copies")
-    p_run.add_argument(
-        "--cell-timeout",
-        type=float,
-        default=None,
-        metavar="SECONDS",
-        help="seconds one cell may run before the notebook fails (default: "
-        "JEPA_CELL_TIMEOUT, else 1800)",
-    )
+    add_cell_timeout_option(p_run)
     args = parser.parse_args(argv)
     try:
         return run(
