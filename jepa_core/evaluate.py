@@ -17,7 +17,8 @@ loader of a two-view method), the first view is used.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from numbers import Real
 
 import numpy as np
@@ -61,6 +62,36 @@ def _concat(
     return torch.cat(features), torch.cat(labels)
 
 
+def encoder_device(encoder: nn.Module) -> torch.device:
+    """The device of ``encoder``'s first parameter; CPU for a parameterless encoder."""
+    first_param = next(encoder.parameters(), None)
+    return first_param.device if first_param is not None else torch.device("cpu")
+
+
+@contextmanager
+def frozen(encoder: nn.Module) -> Iterator[nn.Module]:
+    """``encoder`` in eval mode under ``torch.inference_mode`` for the ``with`` block; on exit,
+    even after an error, every submodule gets its previous train/eval mode back."""
+    if not isinstance(encoder, nn.Module):
+        raise TypeError(f"encoder must be a torch.nn.Module, got {type(encoder).__name__}")
+    modes = [(module, module.training) for module in encoder.modules()]
+    encoder.eval()
+    try:
+        with torch.inference_mode():
+            yield encoder
+    finally:
+        for module, was_training in modes:
+            module.training = was_training
+
+
+def check_tokens(tokens: object) -> torch.Tensor:
+    """``tokens`` itself when it is token features ``[B, N, D]``, else a ValueError."""
+    if not isinstance(tokens, torch.Tensor) or tokens.ndim != 3:
+        shape = tuple(tokens.shape) if isinstance(tokens, torch.Tensor) else type(tokens).__name__
+        raise ValueError(f"encoder must return token features [B, N, D], got {shape}")
+    return tokens
+
+
 def extract_features(
     encoder: nn.Module,
     loader: Iterable,
@@ -80,32 +111,15 @@ def extract_features(
         raise ValueError(f"pool must be one of {POOL_KINDS}, got {pool!r}")
     if not isinstance(encoder, nn.Module):
         raise TypeError(f"encoder must be a torch.nn.Module, got {type(encoder).__name__}")
-    if device is None:
-        first_param = next(encoder.parameters(), None)
-        device = first_param.device if first_param is not None else torch.device("cpu")
-    device = torch.device(device)
-
-    modes = [(module, module.training) for module in encoder.modules()]
-    encoder.eval()
+    device = torch.device(device) if device is not None else encoder_device(encoder)
     features, labels = [], []
-    try:
-        with torch.inference_mode():
-            for batch in loader:
-                images, batch_labels = _split_batch(batch)
-                tokens = encoder(images.to(device, non_blocking=True))
-                if not isinstance(tokens, torch.Tensor) or tokens.ndim != 3:
-                    shape = (
-                        tuple(tokens.shape)
-                        if isinstance(tokens, torch.Tensor)
-                        else type(tokens).__name__
-                    )
-                    raise ValueError(f"encoder must return token features [B, N, D], got {shape}")
-                pooled = tokens.mean(dim=1) if pool == "mean" else tokens.flatten(1)
-                features.append(pooled.float().cpu())
-                labels.append(batch_labels.cpu())
-    finally:
-        for module, was_training in modes:
-            module.training = was_training
+    with frozen(encoder):
+        for batch in loader:
+            images, batch_labels = _split_batch(batch)
+            tokens = check_tokens(encoder(images.to(device, non_blocking=True)))
+            pooled = tokens.mean(dim=1) if pool == "mean" else tokens.flatten(1)
+            features.append(pooled.float().cpu())
+            labels.append(batch_labels.cpu())
     return _concat(features, labels)
 
 

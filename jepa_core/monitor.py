@@ -11,6 +11,15 @@ near 0); a collapsed one has rankme near 1, std near 0 and mean_cosine near 1.
 
 A run's monitor pass (:func:`monitor_stats`, :func:`knn_eval`) measures them, and the k-NN
 accuracy, on the encoders of a run built by ``jepa_core.build``.
+
+Position share of token features h [N, P, D] (N images, P patch positions):
+
+    position_share = 1 - sum_{n,p} ||h_np - mu_p||^2 / sum_{n,p} ||h_np - mu||^2
+
+with mu_p the mean over images at position p and mu the overall mean: the R^2 of the best
+position-only predictor (the per-position mean). Near 1, the tokens are mostly a per-position
+constant (a mean over positions is then nearly the same vector for every image); near 0, the
+position says nothing about them.
 """
 
 from __future__ import annotations
@@ -21,11 +30,13 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
+from torch import nn
 from torch.utils.data import DataLoader
 
 from . import distributed
+from .checks import int_at_least
 from .device import autocast
-from .evaluate import extract_features, knn_accuracy
+from .evaluate import check_tokens, encoder_device, extract_features, frozen, knn_accuracy
 
 if TYPE_CHECKING:
     from .build import Run
@@ -102,6 +113,61 @@ def embedding_stats(z: torch.Tensor | np.ndarray) -> dict[str, float]:
         "mean_cosine": float(pair_sum / (n * (n - 1))),
         "norm_mean": float(norms.mean()),
     }
+
+
+def position_share(tokens: torch.Tensor | np.ndarray) -> float:
+    """Share of the variance of token features ``tokens`` [N, P, D] (N >= 2 images, P >= 2
+    positions, D >= 1, floating point, finite) that their patch position alone explains, in
+    [0, 1] up to rounding (formula in the module docstring).
+
+    1.0 when every image has the same tokens; about (P - 1) / (N P - 1) for features that do not
+    depend on position. Zero total variance (every token equal) gives 1.0: the per-position
+    mean then predicts every token exactly and nothing depends on the image (scikit-learn's
+    ``r2_score`` makes the same choice for a perfectly predicted constant). Computed in
+    float64 on the CPU without autograd.
+    """
+    if isinstance(tokens, np.ndarray):
+        tokens = torch.from_numpy(tokens)
+    if not isinstance(tokens, torch.Tensor):
+        raise TypeError(
+            f"tokens must be a torch.Tensor or numpy array [N, P, D], got {type(tokens).__name__}"
+        )
+    if not tokens.is_floating_point():
+        raise TypeError(f"tokens must hold floating-point numbers, got dtype {tokens.dtype}")
+    shape = tuple(tokens.shape)
+    if tokens.ndim != 3 or shape[0] < 2 or shape[1] < 2 or shape[2] < 1:
+        raise ValueError(
+            f"tokens must be [N, P, D] with N >= 2 images, P >= 2 positions and D >= 1, "
+            f"got shape {shape}"
+        )
+    h = tokens.detach().to(device="cpu", dtype=torch.float64)
+    if not bool(torch.isfinite(h).all()):
+        raise ValueError("tokens must be finite, got nan or inf")
+    within = (h - h.mean(dim=0, keepdim=True)).pow(2).sum()
+    total = (h - h.mean(dim=(0, 1), keepdim=True)).pow(2).sum()
+    if total <= 0:
+        return 1.0
+    return float(1.0 - within / total)
+
+
+def encoder_position_share(
+    encoder: nn.Module, images: torch.Tensor, batch_size: int = 256
+) -> float:
+    """:func:`position_share` of the tokens ``encoder`` returns for ``images`` [M, C, H, W]
+    (M >= 2), run in batches of ``batch_size`` in eval mode under ``torch.inference_mode`` on
+    the encoder's device; every submodule's train/eval mode is restored afterwards. Holds all
+    M * P * D token features in float32 on the CPU (a few hundred images are enough)."""
+    if not isinstance(images, torch.Tensor) or images.ndim != 4 or images.shape[0] < 2:
+        got = tuple(images.shape) if isinstance(images, torch.Tensor) else type(images).__name__
+        raise ValueError(f"images must be a tensor [M, C, H, W] with M >= 2, got {got}")
+    batch_size = int_at_least("batch_size", batch_size, 1)
+    with frozen(encoder):
+        device = encoder_device(encoder)
+        tokens = [
+            check_tokens(encoder(batch.to(device))).float().cpu()
+            for batch in images.split(batch_size)
+        ]
+    return position_share(torch.cat(tokens))
 
 
 @torch.no_grad()

@@ -38,6 +38,7 @@ from ..config import METHODS, Config, load_config
 from ..data import make_datasets
 from ..evaluate import (
     POOL_KINDS,
+    check_tokens,
     extract_features,
     knn_accuracy,
     knn_predict,
@@ -173,12 +174,7 @@ class _MeanAndTokens(nn.Module):
         self.dim: int | None = None
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
-        tokens = self.encoder(images)
-        if not isinstance(tokens, torch.Tensor) or tokens.ndim != 3:
-            shape = (
-                tuple(tokens.shape) if isinstance(tokens, torch.Tensor) else type(tokens).__name__
-            )
-            raise ValueError(f"encoder must return token features [B, N, D], got {shape}")
+        tokens = check_tokens(self.encoder(images))
         self.dim = tokens.shape[-1]
         return torch.cat([tokens.mean(dim=1, keepdim=True), tokens], dim=1)
 
