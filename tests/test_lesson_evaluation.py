@@ -33,6 +33,12 @@ from jepa_core.lessons.evaluation_figures import (
     plot_projection,
     project_2d,
 )
+from jepa_core.lessons.position_probe import (
+    first_images,
+    plot_position_share,
+    position_share_table,
+)
+from jepa_core.monitor import position_share
 
 
 class PatchTokens(nn.Module):
@@ -215,6 +221,54 @@ def test_plots_draw_one_panel_or_bar_group_per_entry():
     np.testing.assert_allclose(fig.axes[0].lines[0].get_xdata(), [1, 5, 20])
     with pytest.raises(ValueError, match="rows"):
         plot_projection({"a": split.test_x}, split.test_y[:3], ["0", "1", "2"])
+
+
+# --- position probe ------------------------------------------------------------------------
+class PositionOnly(nn.Module):
+    """An 'encoder' whose 4 tokens depend on their position only: every image, same tokens."""
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        return torch.arange(12.0).reshape(1, 4, 3).expand(images.shape[0], 4, 3)
+
+
+def test_first_images_keeps_the_loader_order_and_caps_the_count():
+    images, _ = _images(40, 0)
+    torch.testing.assert_close(first_images(_loader(40, 0), 20), images[:20])
+    torch.testing.assert_close(first_images(_loader(40, 0), 100), images)
+    with pytest.raises(ValueError, match="limit"):
+        first_images(_loader(40, 0), 0)
+    with pytest.raises(ValueError, match="no images"):
+        first_images([], 5)
+
+
+def test_position_share_table_has_one_row_per_encoder_with_its_share():
+    images, _ = _images(30, 1)
+    encoders = {("init", "target=context"): PatchTokens(), ("m", "target"): PositionOnly()}
+    table = position_share_table(encoders, images, batch_size=7)
+    assert list(zip(table["method"], table["encoder"], strict=True)) == list(encoders)
+    assert table["position_share"].iloc[0] == pytest.approx(position_share(PatchTokens()(images)))
+    assert table["position_share"].iloc[1] == pytest.approx(1.0)
+    assert table["position_share"].iloc[0] < 0.9  # patches of noisy digits are not all position
+    with pytest.raises(ValueError, match="string pairs"):
+        position_share_table({"init": PatchTokens()}, images)
+    with pytest.raises(ValueError, match="non-empty"):
+        position_share_table({}, images)
+
+
+def test_plot_position_share_draws_one_bar_per_row_and_the_initial_share():
+    table = pd.DataFrame(
+        {
+            "method": ["init", "a", "a"],
+            "encoder": ["target=context", "target", "context"],
+            "position_share": [0.6, 0.8, 0.7],
+        }
+    )
+    fig = plot_position_share(table)
+    ax = fig.axes[0]
+    assert [bar.get_height() for bar in ax.patches] == pytest.approx([0.6, 0.8, 0.7])
+    assert [list(line.get_ydata()) for line in ax.lines] == [[0.6, 0.6]]
+    with pytest.raises(ValueError, match="position_share"):
+        plot_position_share(table.drop(columns="position_share"))
 
 
 # --- training and the initial encoder ------------------------------------------------------
