@@ -20,7 +20,17 @@ from jepa_core.lessons.loss_probes import (
     temperature_sweep,
     vicreg_table,
 )
-from jepa_core.losses import vicreg_loss
+from jepa_core.lessons.sigreg_probes import (
+    SIGREG_EXAMPLES,
+    empirical_cf,
+    epps_pulley,
+    sigreg_examples,
+    sigreg_null_expectation,
+    sigreg_per_direction,
+    sigreg_quadrature,
+    sigreg_table,
+)
+from jepa_core.losses import sigreg_loss, vicreg_loss
 from jepa_core.masks import sample_multiblock_masks
 from jepa_core.models import build_models
 from jepa_core.monitor import rankme
@@ -214,3 +224,143 @@ def test_a_term_on_no_grad_features_gives_no_gradient_and_one_on_outputs_does():
 def test_gradient_norm_is_the_global_l2_norm_with_none_as_zero():
     assert gradient_norm([torch.tensor([3.0]), None, torch.tensor([[4.0]])]) == pytest.approx(5.0)
     assert gradient_norm([None]) == 0.0
+
+
+# --- SIGReg probes: empirical_cf / epps_pulley / sigreg_examples / sigreg_table -------------
+
+T_GRID = torch.linspace(-4.0, 4.0, 33, dtype=torch.float64)
+
+
+def test_empirical_cf_of_a_large_gaussian_sample_is_close_to_the_gaussian_cf():
+    n = 100_000
+    x = torch.randn(n, generator=_gen(), dtype=torch.float64)
+    phi = empirical_cf(x, T_GRID)
+    # var(cos tX) and var(sin tX) are at most 1/2: each mean is within 5 sd of its expectation
+    tol = 5 * math.sqrt(0.5 / n)
+    assert (phi.real - torch.exp(-0.5 * T_GRID.square())).abs().max().item() < tol
+    assert phi.imag.abs().max().item() < tol
+    assert abs(phi[T_GRID == 0].real.item() - 1.0) < 1e-12  # phi(0) = 1 for any sample
+
+
+def test_empirical_cf_of_constant_samples_is_cos_and_sin_of_t_times_the_constant():
+    constants = torch.tensor([0.8, -2.0, 0.0], dtype=torch.float64)
+    x = constants.expand(7, 3)  # [N, M]: column m is the constant c_m, seven times
+    phi = empirical_cf(x, T_GRID)
+    expected_angle = constants[:, None] * T_GRID  # [M, K]
+    assert torch.allclose(phi.real, torch.cos(expected_angle), rtol=0, atol=1e-14)
+    assert torch.allclose(phi.imag, torch.sin(expected_angle), rtol=0, atol=1e-14)
+    assert torch.equal(empirical_cf(x[:, 0], T_GRID), phi[0])  # [N] gives the first row
+
+
+def test_empirical_cf_shapes_and_dtype():
+    x = torch.randn(10, 4, generator=_gen())
+    t = torch.linspace(0.0, 3.0, 5)
+    assert empirical_cf(x, t).shape == (4, 5) and empirical_cf(x, t).dtype == torch.complex64
+    assert empirical_cf(x[:, 1], t).shape == (5,)
+
+
+@pytest.mark.parametrize(
+    ("x", "t", "error", "match"),
+    [
+        ([1.0, 2.0], T_GRID, TypeError, "x must be a floating-point torch.Tensor"),
+        (torch.arange(4), T_GRID, TypeError, "x must be a floating-point.*int64"),
+        (torch.zeros(2, 3, 4), T_GRID, ValueError, r"x must be \[N\] or \[N, M\].*\(2, 3, 4\)"),
+        (torch.zeros(0), T_GRID, ValueError, "N >= 1"),
+        (torch.zeros(3), T_GRID[None], TypeError, "t must be a 1-D floating-point"),
+        (torch.zeros(3), 1.0, TypeError, "t must be a 1-D floating-point"),
+    ],
+)
+def test_empirical_cf_rejects_bad_inputs_by_name(x, t, error, match):
+    with pytest.raises(error, match=match):
+        empirical_cf(x, t)
+
+
+def test_quadrature_integrates_the_gaussian_weight_over_minus_t_max_to_t_max():
+    t, w = sigreg_quadrature(3.0, 17)
+    assert t[0].item() == 0.0 and t[-1].item() == 3.0 and len(w) == 17
+    exact = math.sqrt(2 * math.pi) * math.erf(3 / math.sqrt(2))  # integral of exp(-t^2/2)
+    assert w.sum().item() == pytest.approx(exact, abs=1e-3)  # trapezoid error, dt = 3/16
+    with pytest.raises(ValueError, match="t_max must be a finite real number > 0, got -1"):
+        sigreg_quadrature(-1.0)
+    with pytest.raises(ValueError, match="num_points must be an int >= 2, got 1"):
+        sigreg_quadrature(3.0, 1)
+
+
+def test_the_null_expectation_is_the_integral_of_its_closed_form():
+    # integral over [-3, 3] of exp(-t^2/2) (1 - exp(-t^2))
+    exact = math.sqrt(2 * math.pi) * math.erf(3 / math.sqrt(2)) - math.sqrt(
+        2 * math.pi / 3
+    ) * math.erf(3 * math.sqrt(1.5))
+    assert sigreg_null_expectation() == pytest.approx(exact, abs=1e-3)
+
+
+def test_epps_pulley_of_gaussian_samples_averages_to_the_null_expectation_at_any_n():
+    for n, seed in ((16, 0), (256, 1)):
+        ep = epps_pulley(torch.randn(n, 4000, generator=_gen(seed), dtype=torch.float64))
+        assert ep.shape == (4000,)
+        standard_error = ep.std().item() / math.sqrt(len(ep))
+        assert abs(ep.mean().item() - sigreg_null_expectation()) < 5 * standard_error
+
+
+def test_epps_pulley_of_a_constant_sample_is_n_times_the_weighted_gap():
+    t, w = sigreg_quadrature()
+    c, n = 0.7, 50
+    gap = 1 - 2 * torch.cos(t * c) * torch.exp(-0.5 * t.square()) + torch.exp(-t.square())
+    expected = n * (w * gap).sum().item()
+    assert epps_pulley(torch.full((n,), c, dtype=torch.float64)).item() == pytest.approx(expected)
+
+
+def test_the_mean_of_the_per_direction_statistics_is_sigreg_loss():
+    z = torch.randn(32, 8, generator=_gen()) * 1.5 + 0.3
+    for kwargs in ({}, {"t_max": 2.0, "num_points": 9}):
+        per_direction = sigreg_per_direction(z, step=3, num_directions=50, **kwargs)
+        assert per_direction.shape == (50,)
+        direct = sigreg_loss(z, step=3, num_directions=50, **kwargs).item()
+        assert per_direction.mean().item() == pytest.approx(direct, rel=1e-5)
+    with pytest.raises(TypeError, match=r"z must be a floating-point torch.Tensor \[N, D\]"):
+        sigreg_per_direction(torch.zeros(2, 3, 4))
+
+
+def test_sigreg_examples_have_the_advertised_ranks_and_variances():
+    n, dim, k = 4096, 16, 2
+    ex = sigreg_examples(n, dim, rank=k, seed=3)
+    assert list(ex) == list(SIGREG_EXAMPLES)
+    assert all(z.shape == (n, dim) and z.dtype == torch.float32 for z in ex.values())
+    sd = math.sqrt(2 / (n - 1))  # of a sample variance of N(0, 1)
+    assert torch.linalg.matrix_rank(ex["gaussian"]).item() == dim
+    assert (ex["gaussian"].var(dim=0) - 1).abs().max().item() < 5 * sd
+    assert torch.equal(ex["collapsed"], ex["collapsed"][:1].expand(n, dim))  # one row, n times
+    assert ex["collapsed"][0].abs().max().item() > 0.1  # a point away from the origin
+    assert torch.linalg.matrix_rank(ex["dimension_collapsed"]).item() == k
+    # every coordinate is N(0, 1): unit variance, invisible to a per-coordinate variance term
+    assert (ex["dimension_collapsed"].var(dim=0) - 1).abs().max().item() < 5 * sd
+
+
+def test_sigreg_examples_noise_seed_and_bad_arguments():
+    noisy = sigreg_examples(64, 8, collapse_noise=1e-3, seed=0)["collapsed"]
+    assert 0 < (noisy - noisy.mean(dim=0)).abs().max().item() < 10e-3
+    first, again = sigreg_examples(8, 4, seed=5), sigreg_examples(8, 4, seed=5)
+    assert all(torch.equal(first[k], again[k]) for k in SIGREG_EXAMPLES)
+    assert not torch.equal(first["gaussian"], sigreg_examples(8, 4, seed=6)["gaussian"])
+    with pytest.raises(ValueError, match=r"rank must be in \[1, dim=4\], got 5"):
+        sigreg_examples(8, 4, rank=5)
+    with pytest.raises(ValueError, match="collapse_noise must be a finite real number >= 0"):
+        sigreg_examples(8, 4, collapse_noise=-1.0)
+    with pytest.raises(ValueError, match="seed must be an int >= 0, got -1"):
+        sigreg_examples(8, 4, seed=-1)
+
+
+def test_sigreg_table_reports_sigreg_loss_and_the_per_direction_statistics():
+    ex = sigreg_examples(128, 16, rank=2, seed=1)
+    table, per_direction = sigreg_table(ex, step=2, num_directions=64)
+    assert list(table.index) == list(SIGREG_EXAMPLES)
+    for name, z in ex.items():
+        direct = sigreg_loss(z, step=2, num_directions=64).item()
+        assert table.loc[name, "sigreg"] == pytest.approx(direct)
+        assert table.loc[name, "x_null"] == pytest.approx(direct / sigreg_null_expectation())
+        assert per_direction[name].mean().item() == pytest.approx(direct, rel=1e-5)
+    assert table.loc["gaussian", "above_gaussian_max"] == 0.0
+    assert table.loc["collapsed", "above_gaussian_max"] == 1.0
+    assert table["rank"].tolist() == [16, 1, 2]
+    with pytest.raises(ValueError, match="'gaussian' entry"):
+        sigreg_table({"collapsed": ex["collapsed"]})

@@ -1,7 +1,8 @@
 """Notebook 03's figures: the I-JEPA loss against scaled and outlier predictions, VICReg's
-terms on healthy and collapsed embeddings, NT-Xent's softmax and temperature, and what each
-term of an objective contributes. The numbers they draw come from
-``jepa_core.lessons.loss_probes``.
+terms on healthy and collapsed embeddings, NT-Xent's softmax and temperature, SIGReg's
+characteristic functions and per-direction statistics, and what each term of an objective
+contributes. The numbers they draw come from ``jepa_core.lessons.loss_probes`` and
+``jepa_core.lessons.sigreg_probes``.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from torch import Tensor
 from ..checks import int_at_least
 from .loss_probes import anchor_softmax
 from .panel_grid import panel_grid
+from .sigreg_probes import empirical_cf, epps_pulley
 
 
 def plot_jepa_loss_probe(scaled: pd.DataFrame, outlier: pd.DataFrame):
@@ -130,5 +132,60 @@ def plot_temperature_sweep(sweep: pd.DataFrame, batch: int):
         ylim=(0, 1.05),
         title="the ranking does not",
     )
+    fig.tight_layout()
+    return fig
+
+
+def plot_empirical_cf(samples: Mapping[str, Tensor], t: Tensor, t_max: float = 3.0):
+    """One panel per named 1-D sample x [N] (an embedding projected on one direction): the
+    real and imaginary parts of its empirical characteristic function on the grid ``t``,
+    against N(0, 1)'s exp(-t^2/2), SIGReg's domain [-t_max, t_max] shaded. Each title gives
+    std(x) and the Epps-Pulley statistic of x."""
+    fig, axes = panel_grid(len(samples), panel=(4.4, 3.3))
+    t = t.detach().double()
+    for ax, (name, x) in zip(axes, samples.items(), strict=True):
+        x = x.detach()
+        phi = empirical_cf(x.double(), t)
+        ax.axvspan(-t_max, t_max, color="0.92", lw=0, label="SIGReg's t range")
+        ax.plot(t, torch.exp(-0.5 * t.square()), "k--", lw=1.5, label="exp(-t²/2), N(0, 1)")
+        ax.plot(t, phi.real, color="C0", label="Re: mean cos(t x)")
+        ax.plot(t, phi.imag, color="C1", label="Im: mean sin(t x)")
+        ax.set(
+            xlabel="t",
+            ylim=(-1.1, 1.1),
+            title=f"{name}\nstd(x) = {float(x.std()):.2f}, EP = {float(epps_pulley(x)):.3g}",
+        )
+    axes[0].legend(fontsize=7, loc="lower center")
+    fig.tight_layout()
+    return fig
+
+
+def plot_sigreg_per_direction(per_direction: Mapping[str, Tensor], null_expectation: float):
+    """Histograms (log x) of the Epps-Pulley statistic over the random directions, one per
+    embedding, with the null expectation and the largest statistic of the ``gaussian`` entry
+    (if any) marked."""
+    import matplotlib.pyplot as plt
+
+    values = {name: v.detach().double().numpy() for name, v in per_direction.items()}
+    low = min(v.min() for v in values.values())
+    high = max(v.max() for v in values.values())
+    bins = np.geomspace(max(low, 1e-4), high * 1.01, 60)
+    fig, ax = plt.subplots(figsize=(8, 3.4))
+    for name, v in values.items():
+        ax.hist(
+            np.clip(v, bins[0], None), bins=bins, alpha=0.6, label=f"{name} (mean {v.mean():.3g})"
+        )
+    ax.axvline(
+        null_expectation, color="k", ls="--", label=f"null expectation {null_expectation:.3f}"
+    )
+    if "gaussian" in values:
+        ax.axvline(values["gaussian"].max(), color="k", ls=":", label="largest, gaussian")
+    ax.set(
+        xscale="log",
+        xlabel="Epps-Pulley statistic of one direction",
+        ylabel="directions",
+        title=f"SIGReg's {len(next(iter(values.values())))} directions, one statistic each",
+    )
+    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.0, 1.0))
     fig.tight_layout()
     return fig
