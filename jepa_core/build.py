@@ -23,9 +23,9 @@ from torch.utils.data.distributed import DistributedSampler
 
 from . import distributed
 from .config import Config
-from .data import make_datasets, make_loader, with_two_views
+from .data import make_datasets, make_loader, with_crop, with_multi_views, with_two_views
 from .device import resolve_device
-from .ema import momentum_schedule
+from .ema import ema_start_for_run, momentum_schedule
 from .masks import sample_multiblock_masks
 from .models import MODEL_PRESETS, build_models
 from .objectives import Objective
@@ -159,16 +159,20 @@ def build_run(cfg: Config, dist_ctx: distributed.DistContext | None = None) -> R
         embed_dim=context_encoder.embed_dim,
         patch_size=cfg.model.patch_size,
         in_chans=in_chans,
+        dist=dist_ctx,
     )
+    lejepa = cfg.loss.method == "lejepa"
+    if lejepa:  # no teacher: the "target encoder" of a LeJEPA run is its one encoder
+        target_encoder = context_encoder
     # Collapse-lab switches: the target joins autograd / the optimizer only when asked.
     trained_target = cfg.ema.target_in_optimizer or not cfg.ema.stop_grad
-    target_encoder.requires_grad_(trained_target)
+    if not lejepa:
+        target_encoder.requires_grad_(trained_target)
     for module in (context_encoder, target_encoder, predictor, objective):
         module.to(device)
-    if objective.views == 2:
-        train_set = with_two_views(train_set, crop_scale=cfg.data.crop_scale)
-    trained = [context_encoder, predictor, objective]
-    if cfg.ema.target_in_optimizer:
+    train_set = training_views(cfg, train_set)
+    trained = [context_encoder, objective] if lejepa else [context_encoder, predictor, objective]
+    if cfg.ema.target_in_optimizer and not lejepa:
         trained.append(target_encoder)
     optimizer = make_optimizer(trained, lr=cfg.optim.lr, weight_decay=cfg.optim.weight_decay)
 
@@ -201,19 +205,42 @@ def build_run(cfg: Config, dist_ctx: distributed.DistContext | None = None) -> R
         monitor_images=monitor_images,
         dist=dist_ctx,
     )
-    total = cfg.train.epochs * steps_per_epoch
-    ema_end = cfg.ema.start if cfg.ema.kind == "constant" else cfg.ema.end
-    run.momentum = momentum_schedule(cfg.ema.start, ema_end, total_steps=total, kind=cfg.ema.kind)
+    if cfg.loss.method != "lejepa":  # LeJEPA has no teacher
+        total = cfg.train.epochs * steps_per_epoch
+        start = ema_start_for_run(total) if cfg.ema.start is None else cfg.ema.start
+        end = start if cfg.ema.kind == "constant" else cfg.ema.end
+        run.momentum = momentum_schedule(start, end, total_steps=total, kind=cfg.ema.kind)
     check_teacher(run)
     return run
+
+
+def training_views(cfg: Config, train_set: Any) -> Any:
+    """The training images as the method sees them: I-JEPA's one random resized crop (ijepa,
+    hjepa), two augmented views (cjepa, ijepa_ntxent) or LeJEPA's global and local views."""
+    method = cfg.loss.method
+    if method in ("ijepa", "hjepa"):
+        return with_crop(train_set, crop_scale=cfg.data.crop_scale)
+    if method == "lejepa":
+        return with_multi_views(
+            train_set,
+            local_views=cfg.loss.local_views,
+            global_scale=cfg.data.crop_scale,
+            local_scale=cfg.loss.local_crop_scale,
+        )
+    return with_two_views(train_set, crop_scale=cfg.data.crop_scale)
 
 
 def check_teacher(run: Run) -> None:
     """Fail loudly if the target encoder is wired wrong for the chosen switches.
 
     Healthy I-JEPA: no target parameter requires grad, none is in the optimizer, and the target
-    is only ever changed by ``ema_update``.
+    is only ever changed by ``ema_update``. LeJEPA: there is no teacher; the target encoder is
+    the trained encoder itself.
     """
+    if run.cfg.loss.method == "lejepa":
+        if run.target_encoder is not run.context_encoder or run.momentum is not None:
+            raise RuntimeError("a LeJEPA run has no teacher: target_encoder is context_encoder")
+        return
     ema = run.cfg.ema
     target_ids = {id(p) for p in run.target_encoder.parameters()}
     in_opt = {id(p) for g in run.optimizer.param_groups for p in g["params"]} & target_ids

@@ -55,7 +55,7 @@ __all__ = [
     "valid_keys",
 ]
 
-METHODS = ("ijepa", "cjepa", "ijepa_ntxent", "hjepa")
+METHODS = ("ijepa", "cjepa", "ijepa_ntxent", "hjepa", "lejepa")
 
 
 @dataclass
@@ -65,7 +65,9 @@ class DataConfig:
     download: bool = False  # torchvision sets only; never needed for mnist5k / digits
     image_size: int | None = None  # None: the dataset's native size
     train_samples: int | None = None  # a fixed random subset of the training set (smoke runs)
-    crop_scale: tuple[float, float] | None = None  # two-view RandomResizedCrop; None: per dataset
+    # RandomResizedCrop scale of the training views; None: (0.3, 1.0) for I-JEPA's single view
+    # and LeJEPA's global views of photographs, (0.5, 1.0) for two-view digits (data/views.py)
+    crop_scale: tuple[float, float] | None = None
     num_workers: int = 0
 
 
@@ -88,7 +90,7 @@ class ModelConfig:
 
 @dataclass
 class LossConfig:
-    method: Literal["ijepa", "cjepa", "ijepa_ntxent", "hjepa"] = "ijepa"
+    method: Literal["ijepa", "cjepa", "ijepa_ntxent", "hjepa", "lejepa"] = "ijepa"
     kind: Literal["mse", "smooth_l1", "cosine"] = "mse"  # the paper's L2 by default
     target_layer_norm: bool = True  # official code: F.layer_norm on target features
     # Method-specific terms: None means "the method's default" (or "unused").
@@ -101,12 +103,23 @@ class LossConfig:
     ntxent_weight: float | None = None  # ijepa_ntxent
     ntxent_temperature: float | None = None  # ijepa_ntxent
     level_weights: tuple[float, ...] | None = None  # hjepa: weights of the last L depths
+    # cjepa, lejepa: widths of the projector MLP between the pooled embedding and the loss
+    # (VICReg's "expander"; LeJEPA's projector): Linear-BN-ReLU ... Linear
+    projector_dims: tuple[int, ...] | None = None
+    sigreg_weight: float | None = (
+        None  # lejepa: lambda in (1 - lambda) * prediction + lambda * SIGReg
+    )
+    sigreg_directions: int | None = None  # lejepa: random directions M of SIGReg, new every step
+    local_views: int | None = None  # lejepa: local views beside the 2 global ones
+    local_crop_scale: tuple[float, float] | None = None  # lejepa: RandomResizedCrop of local views
     pixel_weight: float = 0.0  # any method: pixel-reconstruction auxiliary (0 = off)
 
 
 @dataclass
 class EmaConfig:
-    start: float = 0.996
+    # None: the run-length rule, jepa_core.ema.ema_start_for_run (0.996, the paper's, for runs of
+    # >= 2,303 steps; faster for shorter runs, so the teacher forgets its initialisation)
+    start: float | None = None
     end: float = 1.0
     kind: Literal["linear", "cosine", "constant"] = "linear"
     # Collapse-lab switches that break I-JEPA's asymmetry on purpose:
@@ -186,7 +199,8 @@ def load_config(
 ) -> Config:
     """Build a validated :class:`Config`.
 
-    source: a preset name (``ijepa``, ``cjepa``, ``ijepa_ntxent``, ``hjepa``), a path to a
+    source: a preset name (``ijepa``, ``cjepa``, ``ijepa_ntxent``, ``hjepa``, ``lejepa``), a
+    path to a
     YAML file, a nested dict (optionally with a top-level ``preset``), an existing Config, or
     None (the defaults). overrides: ``{"train.epochs": 3, ...}`` applied last.
     """

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import yaml
 
-from .presets import METHOD_SPECIFIC, METHOD_TERMS
+from .presets import METHOD_SPECIFIC, METHOD_TERMS, TEACHER_KEYS
 
 if TYPE_CHECKING:
     from .config import Config
@@ -154,9 +154,14 @@ def check_ranges(cfg: Config, explicitly_set: set[str]) -> None:
         cfg.model.drop_path_rate,
         "in [0, 1)",
     )
-    for key in ("start", "end"):
-        v = getattr(e, key)
-        need(0.0 <= v <= 1.0, f"ema.{key}", v, "in [0, 1]")
+    need(e.start is None or 0.0 <= e.start <= 1.0, "ema.start", e.start, "in [0, 1] or null")
+    need(0.0 <= e.end <= 1.0, "ema.end", e.end, "in [0, 1]")
+    need(
+        e.kind != "constant" or e.start is not None,
+        "ema.start",
+        e.start,
+        "a number for ema.kind='constant' (the run-length rule, null, is a linear ramp)",
+    )
     if e.kind == "constant" and "ema.end" in explicitly_set:
         need(
             e.end == e.start,
@@ -219,6 +224,18 @@ def check_ranges(cfg: Config, explicitly_set: set[str]) -> None:
 def apply_method_terms(cfg: Config, explicitly_set: set[str]) -> None:
     """Fill the chosen method's term defaults; refuse terms the method does not use."""
     loss = cfg.loss
+    if loss.method == "lejepa":
+        # set to something else than the default (a saved run's full config sets every key)
+        values, defaults = cfg.flat(), type(cfg)().flat()
+        teacher = sorted(
+            k for k in explicitly_set if k in TEACHER_KEYS and values[k] != defaults[k]
+        )
+        if teacher:
+            named = ", ".join(f"{k}={values[k]!r}" for k in teacher)
+            raise ValueError(
+                f"loss.method='lejepa' has no teacher, no EMA, no masks and no I-JEPA loss: "
+                f"remove {named} (they apply to ijepa, cjepa, ijepa_ntxent, hjepa)"
+            )
     uses = METHOD_TERMS[loss.method]
     unused = [
         name for name in METHOD_SPECIFIC if name not in uses and getattr(loss, name) is not None
@@ -245,6 +262,28 @@ def apply_method_terms(cfg: Config, explicitly_set: set[str]) -> None:
             raise ValueError(f"loss.ntxent_weight must be >= 0; got {loss.ntxent_weight}")
         if loss.ntxent_temperature <= 0:
             raise ValueError(f"loss.ntxent_temperature must be > 0; got {loss.ntxent_temperature}")
+    if loss.method in ("cjepa", "ijepa_ntxent", "lejepa") and cfg.train.accumulate > 1:
+        raise ValueError(
+            f"train.accumulate={cfg.train.accumulate} with loss.method={loss.method!r}: its term "
+            "is a statistic of the whole batch and would be computed per micro-batch of "
+            f"{cfg.train.batch_size // cfg.train.accumulate} images; set train.accumulate=1 "
+            "(accumulation is for ijepa and hjepa)"
+        )
+    if loss.projector_dims is not None and any(d < 1 for d in loss.projector_dims):
+        raise ValueError(f"loss.projector_dims must be >= 1; got {list(loss.projector_dims)}")
+    if loss.method == "lejepa":
+        if not 0 <= loss.sigreg_weight <= 1:
+            raise ValueError(f"loss.sigreg_weight must be in [0, 1]; got {loss.sigreg_weight}")
+        if loss.sigreg_directions < 1:
+            raise ValueError(f"loss.sigreg_directions must be >= 1; got {loss.sigreg_directions}")
+        if loss.local_views < 0:
+            raise ValueError(f"loss.local_views must be >= 0; got {loss.local_views}")
+        lo, hi = loss.local_crop_scale
+        if not 0 < lo <= hi <= 1:
+            raise ValueError(
+                "loss.local_crop_scale must be a range [low, high] with 0 < low <= high <= 1; "
+                f"got {list(loss.local_crop_scale)}"
+            )
     if loss.method == "hjepa":
         if any(w < 0 for w in loss.level_weights) or sum(loss.level_weights) <= 0:
             raise ValueError(

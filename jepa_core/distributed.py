@@ -112,11 +112,27 @@ def broadcast_float(ctx: DistContext, value: float | None, device: torch.device)
     return float(t.item())
 
 
+def gather_batch(ctx: DistContext, z: torch.Tensor, dim: int = 0) -> torch.Tensor:
+    """Every rank's ``z`` concatenated along ``dim`` in rank order, *with gradient*
+    (``torch.distributed.nn.functional.all_gather``): a batch statistic (VICReg, NT-Xent,
+    SIGReg) computed on the result is the one process would compute on the global batch.
+    Its backward sums the gradient that every rank's copy of the loss sends to this rank's
+    slice (world_size times the gradient of the one loss); :func:`average_gradients` divides
+    by world_size, so the step's gradient is the single-process one."""
+    if not ctx.enabled:
+        return z
+    from torch.distributed.nn.functional import all_gather
+
+    return torch.cat(all_gather(z.contiguous()), dim=dim)
+
+
 def average_gradients(ctx: DistContext, parameters: list[torch.nn.Parameter]) -> None:
     """Replace each gradient by its mean over the ranks (one all-reduce of all of them)."""
     if not ctx.enabled:
         return
     grads = [p.grad for p in parameters if p.grad is not None]
+    if not grads:
+        return
     flat = torch.cat([g.reshape(-1) for g in grads])
     dist.all_reduce(flat, op=dist.ReduceOp.SUM)
     flat /= ctx.world_size

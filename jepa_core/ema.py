@@ -11,6 +11,18 @@ cosine in BYOL (Grill et al., NeurIPS 2020):
     constant: m(t) = start
 
 m = 0 makes the teacher a copy of the student; m = 1 freezes it.
+
+The run-length rule (:func:`ema_start_for_run`, ``ema.start = None`` in the config). A
+momentum m averages over about 1 / (1 - m) steps. With m rising linearly from m0 to 1 over T
+steps, the share of its initial weights the teacher still holds at the end is
+
+    prod_t m(t) ~= exp(-sum_t (1 - m(t))) = exp(-(1 - m0) T / 2)
+
+The official 0.996 over I-JEPA's ~190,000 steps (300 ImageNet epochs at batch 2,048) leaves
+exp(-375), nothing; over a 93-step CPU run it leaves exp(-0.19) = 83%: the "teacher" is
+mostly its random initialisation and the student learns to predict noise. The rule asks the
+teacher to keep at most ``keep`` = 1% of its initialisation: 1 - m0 >= 2 ln(1 / keep) / T,
+m0 = min(0.996, 1 - 2 ln(100) / T), the paper's value for every run of >= 2,303 steps.
 """
 
 from __future__ import annotations
@@ -34,6 +46,28 @@ def _check_unit_interval(name: str, value: object) -> float:
     if not 0.0 <= value <= 1.0:  # also rejects nan
         raise ValueError(f"{name} must be in [0, 1], got {value!r}")
     return value
+
+
+OFFICIAL_EMA_START = 0.996  # I-JEPA's configs (ema: [0.996, 1.0])
+
+
+def ema_start_for_run(total_steps: int, keep: float = 0.01) -> float:
+    """The starting momentum of a linear ramp to 1 that leaves at most ``keep`` of the teacher's
+    initial weights after ``total_steps`` (module docstring):
+    ``min(0.996, 1 - 2 ln(1 / keep) / total_steps)``, never below 0."""
+    if isinstance(total_steps, bool) or not isinstance(total_steps, int) or total_steps < 1:
+        raise ValueError(f"total_steps must be an int >= 1, got {total_steps!r}")
+    if isinstance(keep, bool) or not isinstance(keep, Real) or not 0.0 < keep < 1.0:
+        raise ValueError(f"keep must be a number in (0, 1), got {keep!r}")
+    return max(0.0, min(OFFICIAL_EMA_START, 1.0 - 2.0 * math.log(1.0 / keep) / total_steps))
+
+
+def initial_weight_share(start: float, total_steps: int, end: float = 1.0) -> float:
+    """The share of the teacher's initial weights left after ``total_steps`` EMA updates along
+    the linear schedule ``start -> end``: the product of the momenta (exact, not the
+    exponential approximation of the module docstring)."""
+    schedule = momentum_schedule(start, end, total_steps=total_steps, kind="linear")
+    return math.prod(schedule(step) for step in range(total_steps))
 
 
 def momentum_schedule(

@@ -57,7 +57,7 @@ class RunLog:
             self.bar = progress_bar(total=run.total_steps, initial=step, unit="step", desc=desc)
         if not history:  # row 0: the encoders at initialisation
             start = {
-                "momentum": run.momentum(0),
+                "momentum": run.momentum(0) if run.momentum is not None else math.nan,
                 "lr": cfg.optim.start_lr,
                 "wd": cfg.optim.weight_decay,
             }

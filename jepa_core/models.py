@@ -292,6 +292,26 @@ class PixelHead(nn.Module):
         return self.proj(tokens)
 
 
+class Projector(nn.Sequential):
+    """The MLP between a pooled embedding and a batch-statistic loss: ``in_dim -> dims[0] ->
+    ... -> dims[-1]``, Linear-BatchNorm1d-ReLU between layers, a plain Linear last. VICReg's
+    expander (Bardes et al. 2022: 3 layers of 8192) and LeJEPA's projector have this shape;
+    the workbook's presets are narrower, for CPUs."""
+
+    def __init__(self, in_dim: int, dims: tuple[int, ...]) -> None:
+        int_at_least("in_dim", in_dim, 1)
+        if not dims:
+            raise ValueError("dims must name at least one layer width")
+        widths = [in_dim] + [int_at_least("dims", d, 1) for d in dims]
+        layers: list[nn.Module] = []
+        for i, (a, b) in enumerate(zip(widths[:-1], widths[1:], strict=True)):
+            layers.append(nn.Linear(a, b))
+            if i < len(dims) - 1:
+                layers += [nn.BatchNorm1d(b), nn.ReLU(inplace=True)]
+        super().__init__(*layers)
+        self.out_dim = widths[-1]
+
+
 def patchify(images: torch.Tensor, patch_size: int) -> torch.Tensor:
     """[B, C, H, W] -> [B, N, p*p*C].
 

@@ -9,21 +9,28 @@ from __future__ import annotations
 from typing import Any
 
 # What each method adds to I-JEPA, with the defaults of its terms.
-# cjepa's vicreg_weight: the sweep of notebooks/06_sweeps.ipynb over w = 0, 0.01, 0.1, 1 (one
-# epoch of mnist5k, 20-NN of the context encoder, seeds 0 and 1; README "Results") gave
-# 0.340 / 0.431 / 0.431 / 0.427 (mean of the two seeds; initialisation 0.397): without VICReg
-# the student narrows (RankMe 1.5-1.7), any weight from 0.01 to 1 keeps it spread (RankMe
-# ~7.2-7.6) and scores the same within the noise. 0.1 sits in the middle of that plateau.
 METHOD_TERMS: dict[str, dict[str, Any]] = {
     "ijepa": {},
-    # vicreg_coeffs = (sim, std, cov). VICReg's own are (25, 25, 1); measured here on mnist5k
-    # (cpu model, weight 0.1, first epoch, context encoder, 20-NN): with the invariance term the
-    # mean-pooled k-NN fell from 40% to 33%, with variance + covariance alone it rose to 45%
-    # (RankMe 2.9 -> 7.6). So the CPU preset starts with the invariance off; set
-    # loss.vicreg_coeffs=[25,25,1] for the paper's full VICReg.
-    "cjepa": {"vicreg_weight": 0.1, "vicreg_coeffs": (0.0, 25.0, 1.0), "views_from": "full_view"},
+    # VICReg as its paper has it: coefficients (sim, std, cov) = (25, 25, 1) and an expander in
+    # front of the loss (VICReg: 3 x 8192; here 3 x 512 for CPUs), on full views.
+    "cjepa": {
+        "vicreg_weight": 1.0,
+        "vicreg_coeffs": (25.0, 25.0, 1.0),
+        "views_from": "full_view",
+        "projector_dims": (512, 512, 512),
+    },
     "ijepa_ntxent": {"ntxent_weight": 0.1, "ntxent_temperature": 0.1, "views_from": "full_view"},
     "hjepa": {"level_weights": (1.0, 0.5, 0.25)},
+    # LeJEPA's lambda 0.05 (the paper's default); M = 256 directions (the minimal example's;
+    # the README's 1024 costs 4x the projections for no gain measured at this size); 2 global
+    # and 2 local views; a projector 512-512-64 (LeJEPA's examples: 2048-2048-128 or wider).
+    "lejepa": {
+        "sigreg_weight": 0.05,
+        "sigreg_directions": 256,
+        "local_views": 2,
+        "local_crop_scale": (0.1, 0.4),
+        "projector_dims": (512, 512, 64),
+    },
 }
 METHOD_SPECIFIC = sorted({k for terms in METHOD_TERMS.values() for k in terms})
 
@@ -42,4 +49,26 @@ PRESETS: dict[str, dict[str, Any]] = {
     "ijepa_ntxent": {"loss.method": "ijepa_ntxent"},
     # Multi-level targets: the last L depths of the target encoder, weighted.
     "hjepa": {"loss.method": "hjepa"},
+    # LeJEPA (Balestriero & LeCun 2025, arXiv 2511.08544; rbalestr-lab/lejepa): no teacher, no
+    # EMA, no stop-gradient, no masks; views pulled together, SIGReg against collapse.
+    "lejepa": {"loss.method": "lejepa"},
 }
+
+# What LeJEPA has no use for: the teacher (EMA), the masks and the I-JEPA loss's options.
+# Refused when set under loss.method=lejepa (jepa_core.config_checks.apply_method_terms).
+TEACHER_KEYS = (
+    "ema.start",
+    "ema.end",
+    "ema.kind",
+    "ema.stop_grad",
+    "ema.target_in_optimizer",
+    "masks.n_targets",
+    "masks.target_scale",
+    "masks.target_aspect",
+    "masks.context_scale",
+    "masks.min_keep",
+    "masks.allow_overlap",
+    "loss.kind",
+    "loss.target_layer_norm",
+    "loss.pixel_weight",
+)

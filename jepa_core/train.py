@@ -45,7 +45,7 @@ from .device import autocast
 from .ema import ema_update
 from .history import CollapseWarning, RunLog  # noqa: F401 (train() warns with it)
 from .monitor import knn_eval
-from .objectives import jepa_inputs, target_features, two_view_embeddings
+from .objectives import jepa_inputs, target_features, two_view_embeddings, view_embeddings
 from .optim import cosine_ramp, set_schedules, warmup_cosine
 from .paths import resolve
 from .results import write_metrics
@@ -64,6 +64,7 @@ class TrainResult:
     config: Config
     stopped: str | None = None  # why the run stopped early (collapse alarm), else None
     seconds: float = 0.0
+    objective: nn.Module | None = None  # the loss, with its projector / pixel head if any
 
     @property
     def final(self) -> dict[str, Any]:
@@ -84,30 +85,36 @@ class TrainResult:
 def train_step(run: Run, micro_batches: Iterable[torch.Tensor], step: int) -> dict[str, float]:
     """One optimizer step over ``train.accumulate`` micro-batches; returns the logged terms.
 
-    Two-view methods get each micro-batch as cat(view a, view b); I-JEPA runs on the first view.
+    Multi-view methods get each micro-batch as cat(view 1, view 2, ...); I-JEPA runs on the
+    first view. LeJEPA has no teacher and no masks: its step is 2-4 on every view, then 5-6.
     """
     cfg, n_micro = run.cfg, run.cfg.train.accumulate
     logged: dict[str, float] = {}
     for micro, images in enumerate(micro_batches):
-        x = jepa_inputs(run.objective, images)
-        masks = sample_masks(run, x.shape[0], step * n_micro + micro)
-        with autocast(run.device):
-            # 1. target forward: what to predict, under stop-gradient (the lab's switch aside)
-            with torch.set_grad_enabled(not cfg.ema.stop_grad):
-                targets = target_features(
-                    run.target_encoder,
-                    x,
-                    masks.targets,
-                    levels=run.objective.levels,
-                    layer_norm=cfg.loss.target_layer_norm,
-                )
-            # 2. context forward: the student sees the kept context patches only
-            context = run.context_encoder(x, keep=masks.context)
-            # 3. predict the target blocks from the context and the targets' positions
-            preds = run.predictor(context, masks.context, masks.targets)
-            # 4. loss: how wrong, plus the method's term on both views' embeddings
-            views = two_view_embeddings(run.objective, run.context_encoder, images, context)
-            terms = run.objective(preds.float(), targets.float(), views, x, masks.targets)
+        if run.objective.method == "lejepa":  # no teacher, no masks: 2-4 on every whole view
+            with autocast(run.device):
+                pooled = view_embeddings(run.objective, run.context_encoder, images)
+                terms = run.objective.lejepa(pooled, step)
+        else:
+            x = jepa_inputs(run.objective, images)
+            masks = sample_masks(run, x.shape[0], step * n_micro + micro)
+            with autocast(run.device):
+                # 1. target forward: what to predict, under stop-gradient (the lab's switch aside)
+                with torch.set_grad_enabled(not cfg.ema.stop_grad):
+                    targets = target_features(
+                        run.target_encoder,
+                        x,
+                        masks.targets,
+                        levels=run.objective.levels,
+                        layer_norm=cfg.loss.target_layer_norm,
+                    )
+                # 2. context forward: the student sees the kept context patches only
+                context = run.context_encoder(x, keep=masks.context)
+                # 3. predict the target blocks from the context and the targets' positions
+                preds = run.predictor(context, masks.context, masks.targets)
+                # 4. loss: how wrong, plus the method's term on both views' embeddings
+                views = two_view_embeddings(run.objective, run.context_encoder, images, context)
+                terms = run.objective(preds.float(), targets.float(), views, x, masks.targets)
         _check_finite(terms, step)
         # 5. backward, accumulated over the micro-batches
         (terms["loss"] / n_micro).backward()
@@ -121,9 +128,11 @@ def train_step(run: Run, micro_batches: Iterable[torch.Tensor], step: int) -> di
         nn.utils.clip_grad_norm_(run.trained_parameters, cfg.optim.clip_grad)
     run.optimizer.step()
     run.optimizer.zero_grad(set_to_none=True)
-    # 7. EMA: the teacher follows the student
-    momentum = run.momentum(step)
-    ema_update(run.target_encoder, run.context_encoder, momentum)
+    # 7. EMA: the teacher follows the student (LeJEPA has none)
+    momentum = math.nan
+    if run.momentum is not None:
+        momentum = run.momentum(step)
+        ema_update(run.target_encoder, run.context_encoder, momentum)
     return {**logged, "momentum": momentum, "lr": lr, "wd": wd}
 
 
@@ -252,6 +261,7 @@ def _finish(run: Run, ckpt: Path, history: list[dict], log: RunLog) -> TrainResu
         config=run.cfg,
         stopped=log.stopped,
         seconds=log.seconds,
+        objective=run.objective,
     )
     if run.dist.is_main:
         frame.to_csv(run.output_dir / "history.csv", index=False)
@@ -274,7 +284,7 @@ def load_trained(checkpoint: str | Path, device: str = "cpu") -> TrainResult:
     cfg = saved_config(state, path, {"train.device": device, "train.compile": False})
     run = build_run(cfg)
     load_modules(run, state, path)
-    for module in (run.context_encoder, run.target_encoder, run.predictor):
+    for module in (run.context_encoder, run.target_encoder, run.predictor, run.objective):
         module.eval()
     return TrainResult(
         history=pd.DataFrame(state["history"]),
@@ -285,6 +295,7 @@ def load_trained(checkpoint: str | Path, device: str = "cpu") -> TrainResult:
         output_dir=path.parent,
         config=cfg,
         stopped=state.get("stopped"),
+        objective=run.objective,
     )
 
 

@@ -21,7 +21,10 @@ def test_ijepa_preset_is_ijepa_as_published():
     EMA 0.996 -> 1.0, MSE (the paper's L2), no embedding normalisation, 4 targets at 0.15-0.2
     with aspect 0.75-1.5, one context block at 0.85-1.0, no VICReg."""
     cfg = load_config("ijepa")
-    assert (cfg.ema.kind, cfg.ema.start, cfg.ema.end) == ("linear", 0.996, 1.0)
+    # ema.start None: the run-length rule, which gives the paper's 0.996 for runs of >= 2,303
+    # steps (tests/test_ema.py); the paper's value is one override away
+    assert (cfg.ema.kind, cfg.ema.start, cfg.ema.end) == ("linear", None, 1.0)
+    assert load_config("ijepa", {"ema.start": 0.996}).ema.start == 0.996
     assert cfg.loss.kind == "mse"
     assert cfg.masks.n_targets == 4
     assert cfg.masks.target_scale == (0.15, 0.2)
@@ -38,8 +41,9 @@ def test_ijepa_preset_is_ijepa_as_published():
 def test_cjepa_fills_vicreg_defaults_and_accepts_overrides():
     cfg = load_config("cjepa", {"loss.vicreg_weight": 0.05})
     assert cfg.loss.vicreg_weight == 0.05
-    assert cfg.loss.vicreg_coeffs == (0.0, 25.0, 1.0)  # invariance off at CPU scale (measured)
+    assert cfg.loss.vicreg_coeffs == (25.0, 25.0, 1.0)  # VICReg's own, invariance on
     assert cfg.loss.views_from == "full_view"
+    assert len(cfg.loss.projector_dims) == 3  # VICReg's expander: 3 layers
 
 
 def test_vicreg_weight_under_pure_ijepa_is_an_error():
@@ -55,6 +59,11 @@ def test_vicreg_weight_under_pure_ijepa_is_an_error():
         ("loss.level_weights", [1.0, 0.5]),
         ("loss.vicreg_coeffs", [25, 25, 1]),
         ("loss.views_from", "masked_context"),
+        ("loss.sigreg_weight", 0.05),
+        ("loss.sigreg_directions", 64),
+        ("loss.local_views", 2),
+        ("loss.local_crop_scale", [0.1, 0.3]),
+        ("loss.projector_dims", [64, 64]),
     ],
 )
 def test_terms_of_other_methods_are_refused_under_ijepa(key, value):
@@ -171,6 +180,65 @@ def test_bad_values_name_the_culprit(overrides, culprit):
 def test_bad_cjepa_terms_name_the_culprit(overrides, culprit):
     with pytest.raises(ValueError, match=culprit.replace(".", r"\.")):
         load_config("cjepa", overrides)
+
+
+def test_lejepa_preset_fills_the_papers_lambda_and_has_no_teacher_terms():
+    cfg = load_config("lejepa")
+    assert cfg.loss.method == "lejepa"
+    assert cfg.loss.sigreg_weight == 0.05  # LeJEPA's lambda
+    assert cfg.loss.local_views >= 0 and cfg.loss.sigreg_directions >= 1
+    assert cfg.loss.vicreg_weight is None and cfg.loss.ntxent_weight is None
+    # a saved run's full config (every key set, the teacher's at their defaults) loads again
+    assert load_config(cfg.to_dict() | {"preset": "lejepa"}).flat() == cfg.flat()
+
+
+@pytest.mark.parametrize(
+    "key,value",
+    [
+        ("ema.start", 0.99),
+        ("ema.end", 0.999),
+        ("ema.kind", "cosine"),
+        ("ema.stop_grad", False),
+        ("ema.target_in_optimizer", True),
+        ("masks.n_targets", 2),
+        ("masks.target_scale", [0.1, 0.2]),
+        ("loss.kind", "smooth_l1"),
+        ("loss.target_layer_norm", False),
+        ("loss.pixel_weight", 0.5),
+    ],
+)
+def test_teacher_ema_and_mask_keys_are_refused_under_lejepa(key, value):
+    with pytest.raises(ValueError, match=rf"'lejepa' has no teacher.*{key.replace('.', '[.]')}"):
+        load_config("lejepa", {key: value})
+
+
+@pytest.mark.parametrize(
+    "overrides,culprit",
+    [
+        ({"loss.sigreg_weight": 1.5}, "loss.sigreg_weight"),
+        ({"loss.sigreg_weight": -0.1}, "loss.sigreg_weight"),
+        ({"loss.sigreg_directions": 0}, "loss.sigreg_directions"),
+        ({"loss.local_views": -1}, "loss.local_views"),
+        ({"loss.local_crop_scale": [0.5, 0.2]}, "loss.local_crop_scale"),
+        ({"loss.projector_dims": [64, 0]}, "loss.projector_dims"),
+        ({"loss.vicreg_weight": 1.0}, "loss.vicreg_weight"),
+    ],
+)
+def test_bad_lejepa_terms_name_the_culprit(overrides, culprit):
+    with pytest.raises(ValueError, match=culprit.replace(".", r"\.")):
+        load_config("lejepa", overrides)
+
+
+@pytest.mark.parametrize("method", ["cjepa", "ijepa_ntxent", "lejepa"])
+def test_accumulation_is_refused_where_the_loss_is_a_batch_statistic(method):
+    with pytest.raises(ValueError, match=r"train\.accumulate=2.*statistic of the whole batch"):
+        load_config(method, {"train.accumulate": 2})
+    assert load_config("ijepa", {"train.accumulate": 2}).train.accumulate == 2
+
+
+def test_ema_start_null_is_refused_for_a_constant_schedule():
+    with pytest.raises(ValueError, match=r"ema\.start"):
+        load_config("ijepa", {"ema.kind": "constant"})
 
 
 def test_parse_overrides_rejects_a_pair_without_equals():

@@ -20,7 +20,10 @@ from jepa_core.data import (
     folders,
     make_datasets,
     make_loader,
+    multi_view_transform,
     two_view_transform,
+    with_crop,
+    with_multi_views,
     with_two_views,
 )
 
@@ -357,6 +360,48 @@ def test_with_two_views_infers_digits_yields_normalised_pairs_and_pickles(mnist5
     assert isinstance(subset, Subset) and len(subset) == 3
     with pytest.raises(ValueError, match="transform"):
         with_two_views(views)
+
+
+def test_ijepa_single_view_is_the_official_random_resized_crop_and_nothing_else(mnist5k):
+    """I-JEPA's augmentation (facebookresearch/ijepa configs): RandomResizedCrop, scale
+    0.3-1.0, no flip, no colour: one normalised crop per image, a new one every draw."""
+    from torchvision.transforms import v2
+
+    train = mnist5k[0]
+    crops = with_crop(train)
+    assert isinstance(crops.transform, v2.RandomResizedCrop)
+    assert crops.transform.scale == (0.3, 1.0)
+    torch.manual_seed(0)
+    first, label = crops[7]
+    second, _ = crops[7]
+    plain, plain_label = train[7]
+    assert first.shape == plain.shape == (1, 28, 28) and label == plain_label
+    assert not torch.equal(first, second)  # a new crop every time the image is read
+    assert not torch.equal(first, plain)
+    assert first.min().item() == pytest.approx(-0.1307 / 0.3081, abs=1e-4)  # normalised
+    assert with_crop(train, (0.5, 0.9)).transform.scale == (0.5, 0.9)
+    with pytest.raises(ValueError, match="crop_scale"):
+        with_crop(train, (0.9, 0.5))[0]
+
+
+def test_lejepa_views_are_two_global_then_the_local_ones(mnist5k):
+    transform = multi_view_transform(
+        28, natural=False, global_scale=(0.4, 1.0), local_scale=(0.1, 0.3), local_views=3
+    )
+    assert len(transform.views) == 5
+    scales = [view.transforms[0].scale for view in transform.views]
+    assert scales == [(0.4, 1.0)] * 2 + [(0.1, 0.3)] * 3
+    views = with_multi_views(mnist5k[0], local_views=2, local_scale=(0.1, 0.3))
+    torch.manual_seed(0)
+    images, label = views[3]
+    assert len(images) == 4 and all(v.shape == (1, 28, 28) for v in images)
+    assert label == mnist5k[0][3][1]
+    assert not torch.equal(images[0], images[1])  # two independent global views
+    assert len(with_multi_views(mnist5k[0], local_views=0)[0][0]) == 2
+    with pytest.raises(ValueError, match="local_views"):
+        multi_view_transform(28, local_views=-1)
+    with pytest.raises(ValueError, match="local_scale"):
+        multi_view_transform(28, local_scale=(0.0, 0.3))
 
 
 def test_tensor_image_dataset_rejects_float_images_outside_0_1():

@@ -172,3 +172,44 @@ def test_a_target_that_is_not_a_copy_of_the_online_module_fails():
     # itself still refuses to mix tensors of different shapes.
     with pytest.raises(RuntimeError):
         ema_update(nn.Sequential(nn.Linear(4, 3)), nn.Sequential(nn.Linear(4, 5)), 0.9)
+
+
+# --- the run-length rule -------------------------------------------------------------------
+from jepa_core.ema import OFFICIAL_EMA_START, ema_start_for_run, initial_weight_share  # noqa: E402
+
+
+@pytest.mark.parametrize("total_steps", [2303, 5000, 190_000])
+def test_rule_gives_the_papers_momentum_to_long_runs(total_steps):
+    assert ema_start_for_run(total_steps) == OFFICIAL_EMA_START == 0.996
+
+
+@pytest.mark.parametrize("total_steps", [10, 93, 310, 1000, 2302])
+def test_rule_leaves_at_most_one_percent_of_the_initial_teacher(total_steps):
+    start = ema_start_for_run(total_steps)
+    assert start < OFFICIAL_EMA_START
+    assert start == pytest.approx(1 - 2 * math.log(100) / total_steps)
+    share = initial_weight_share(start, total_steps)
+    assert share <= 0.01  # prod m <= exp(-sum(1 - m)): the approximation errs on the safe side
+    if total_steps >= 93:  # where 1 - m is small the approximation is close: not much faster
+        assert share > 0.005
+
+
+def test_papers_momentum_over_a_short_cpu_run_keeps_most_of_the_random_teacher():
+    """0.996 -> 1 over 93 steps (3 epochs of 4,000 digits at batch 128): ~exp(-0.186)."""
+    share = initial_weight_share(0.996, 93)
+    assert share == pytest.approx(math.exp(-0.004 * 93 / 2), rel=0.01)
+    assert 0.8 < share < 0.86
+
+
+@pytest.mark.parametrize(
+    "kwargs,culprit",
+    [
+        ({"total_steps": 0}, "total_steps"),
+        ({"total_steps": 9.5}, "total_steps"),
+        ({"total_steps": 10, "keep": 1.0}, "keep"),
+        ({"total_steps": 10, "keep": 0}, "keep"),
+    ],
+)
+def test_rule_refuses_bad_arguments(kwargs, culprit):
+    with pytest.raises(ValueError, match=culprit):
+        ema_start_for_run(**kwargs)

@@ -11,6 +11,7 @@ runs apart exactly when their weights differ.
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import math
 import subprocess
@@ -26,7 +27,9 @@ import jepa_core.train as train_module
 from jepa_core.build import build_run, check_teacher, epoch_loader, sample_masks
 from jepa_core.checkpoint import load_checkpoint
 from jepa_core.config import load_config
+from jepa_core.ema import ema_start_for_run
 from jepa_core.lessons.loss_probes import objective_terms
+from jepa_core.losses import sigreg_loss
 from jepa_core.masks import apply_masks
 from jepa_core.train import CollapseWarning, load_trained, train, train_step
 
@@ -131,7 +134,13 @@ def test_notebook_03s_objective_terms_are_the_loss_of_the_trainers_step(method, 
         module.train()
     run.target_encoder.eval()
     expected = objective_terms(
-        run.cfg.loss, run.context_encoder, run.target_encoder, run.predictor, images, masks
+        run.cfg.loss,
+        run.context_encoder,
+        run.target_encoder,
+        run.predictor,
+        images,
+        masks,
+        objective=run.objective,
     )
     logged = train_step(run, [images], 0)
     assert logged["loss"] == pytest.approx(float(expected["loss"].detach()), rel=1e-6)
@@ -141,7 +150,8 @@ def test_teacher_changes_only_by_ema_of_the_updated_student(cheap_knn, tmp_path)
     # One optimizer step (32 images, batch 32):
     # target_after = m0 * target_init + (1 - m0) * student_after.
     cfg = load_config(
-        "ijepa", tiny(tmp_path / "run", **{"data.train_samples": 32, "train.epochs": 1})
+        "ijepa",
+        tiny(tmp_path / "run", **{"data.train_samples": 32, "train.epochs": 1, "ema.start": 0.9}),
     )
     fresh = build_run(load_config(cfg, {"train.output_dir": str(tmp_path / "init")}))
     target_before = {k: v.clone() for k, v in fresh.target_encoder.state_dict().items()}
@@ -189,19 +199,89 @@ def test_broken_switches_put_every_target_param_in_the_optimizer_and_give_it_gra
     assert any(g.abs().sum() > 0 for g in target_grads)
 
 
-def test_ijepa_defaults_are_linear_ema_from_0996_to_1_and_mse():
+def test_ijepa_defaults_are_linear_ema_to_1_by_the_run_length_rule_and_mse():
     cfg = load_config("ijepa")
-    assert (cfg.ema.kind, cfg.ema.start, cfg.ema.end) == ("linear", 0.996, 1.0)
+    assert (cfg.ema.kind, cfg.ema.start, cfg.ema.end) == ("linear", None, 1.0)
     assert cfg.loss.kind == "mse"
     assert cfg.ema.stop_grad and not cfg.ema.target_in_optimizer
 
 
-def test_built_momentum_rises_linearly_over_the_whole_run(tmp_path):
-    run = build_run(load_config("ijepa", tiny(tmp_path)))
+@pytest.mark.parametrize("start", [None, 0.996])
+def test_built_momentum_rises_linearly_over_the_whole_run(start, tmp_path):
+    run = build_run(load_config("ijepa", tiny(tmp_path, **{"ema.start": start})))
     total = run.cfg.train.epochs * run.steps_per_epoch
-    assert run.momentum(0) == pytest.approx(0.996)
-    assert run.momentum(total // 2) == pytest.approx(0.996 + 0.004 * (total // 2) / total)
+    m0 = ema_start_for_run(total) if start is None else start
+    assert m0 == pytest.approx(max(0, 1 - 2 * math.log(100) / total) if start is None else 0.996)
+    assert run.momentum(0) == pytest.approx(m0)
+    assert run.momentum(total // 2) == pytest.approx(m0 + (1 - m0) * (total // 2) / total)
     assert run.momentum(total) == pytest.approx(1.0)
+
+
+# --- LeJEPA: no teacher ------------------------------------------------------------------------
+
+
+def test_lejepa_run_has_no_teacher_no_masks_and_trains_its_encoder_and_projector(tmp_path):
+    run = build_run(load_config("lejepa", tiny(tmp_path)))
+    assert run.target_encoder is run.context_encoder and run.momentum is None
+    trained = optimizer_param_ids(run)
+    assert {id(p) for p in run.objective.projector.parameters()} <= trained
+    assert not trained & {id(p) for p in run.predictor.parameters()}  # no predictor
+    images = next(iter(epoch_loader(run, 0)))[0]
+    assert len(images) == 2 + run.cfg.loss.local_views  # global views first, then local
+    before = copy.deepcopy(run.context_encoder.state_dict())
+    logged = train_step(run, [torch.cat(images)], 0)
+    assert math.isnan(logged["momentum"])
+    assert {"prediction", "sigreg", "loss"} <= set(logged)
+    after = run.context_encoder.state_dict()
+    assert any(not torch.equal(before[k], after[k]) for k in before)
+
+
+def test_lejepa_loss_is_one_minus_lambda_prediction_plus_lambda_sigreg(tmp_path):
+    """Against an independent computation from the projected embeddings of the views."""
+    run = build_run(load_config("lejepa", tiny(tmp_path, **{"loss.sigreg_weight": 0.3})))
+    images = torch.cat(next(iter(epoch_loader(run, 0)))[0])
+    run.objective.train()
+    with torch.no_grad():
+        pooled = run.context_encoder(images).mean(dim=1)
+        z = run.objective.projector(pooled).unflatten(0, (run.objective.views, -1))
+        centre = (z[0] + z[1]) / 2
+        prediction = ((z - centre) ** 2).mean()
+        sigreg = sigreg_loss(z, step=5, num_directions=run.cfg.loss.sigreg_directions)
+        terms = run.objective.lejepa(pooled.unflatten(0, (run.objective.views, -1)), step=5)
+    assert float(terms["prediction"]) == pytest.approx(float(prediction), rel=1e-5)
+    assert float(terms["sigreg"]) == pytest.approx(float(sigreg), rel=1e-5)
+    assert float(terms["loss"]) == pytest.approx(0.7 * float(prediction) + 0.3 * float(sigreg))
+
+
+def test_lejepa_without_sigreg_is_minimised_by_a_collapsed_embedding(tmp_path):
+    """lambda = 0 leaves only the pull towards the global views' mean: identical embeddings
+    for every view (a collapse) score exactly 0, which is why SIGReg is there."""
+    run = build_run(load_config("lejepa", tiny(tmp_path, **{"loss.sigreg_weight": 0.0})))
+    run.objective.eval()  # BatchNorm on running statistics: equal inputs, equal outputs
+    same = torch.randn(1, 1, run.context_encoder.embed_dim).expand(run.objective.views, 8, -1)
+    with torch.no_grad():
+        assert float(run.objective.lejepa(same, step=0)["loss"]) == 0.0
+        spread = torch.randn(run.objective.views, 8, run.context_encoder.embed_dim)
+        assert float(run.objective.lejepa(spread, step=0)["loss"]) > 0.0
+
+
+def test_lejepa_resumes_to_the_uninterrupted_run_and_reloads_without_a_teacher(cheap_knn, tmp_path):
+    full = train("lejepa", overrides=tiny(tmp_path / "full"), progress=False)
+    overrides = tiny(tmp_path / "killed")
+
+    def kill_in_epoch_2(row: dict) -> None:
+        if row["epoch"] > 1:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        train("lejepa", overrides=overrides, callbacks=[kill_in_epoch_2], progress=False)
+    resumed = train("lejepa", overrides={**overrides, "train.resume": True}, progress=False)
+    pd.testing.assert_frame_equal(without_seconds(full.history), without_seconds(resumed.history))
+    assert state_dicts_equal(full.context_encoder, resumed.context_encoder)
+    assert state_dicts_equal(full.objective.projector, resumed.objective.projector)
+    loaded = load_trained(full.checkpoint_path)
+    assert loaded.target_encoder is loaded.context_encoder
+    assert state_dicts_equal(loaded.context_encoder, full.context_encoder)
 
 
 def _loss_with_scaled_targets(run, images, masks, scale: float, layer_norm: bool) -> float:

@@ -34,7 +34,18 @@ from .embedded import mnist5k_arrays
 from .folders import IMAGEFOLDER_CACHE_MAX_FILES, ImageFileDataset, imagefolder_cache_file
 from .loaders import make_loader
 from .make import make_datasets
-from .views import TwoViews, two_view_transform, with_two_views
+from .views import (
+    TwoViews,
+    Views,
+    augmented_view,
+    crop_view,
+    multi_view_transform,
+    two_view_transform,
+    with_crop,
+    with_multi_views,
+    with_two_views,
+    with_views,
+)
 
 __all__ = [
     "DATASET_NAMES",
@@ -51,12 +62,19 @@ __all__ = [
     "NormalizedImageDataset",
     "TensorImageDataset",
     "TwoViews",
+    "Views",
+    "augmented_view",
+    "crop_view",
     "dataset_info",
     "denormalize",
     "imagefolder_cache_file",
     "make_datasets",
     "make_loader",
     "mnist5k_arrays",
+    "multi_view_transform",
     "two_view_transform",
+    "with_crop",
+    "with_multi_views",
     "with_two_views",
+    "with_views",
 ]

@@ -234,20 +234,29 @@ def objective_terms(
     predictor: nn.Module,
     images: Tensor,
     masks: MultiBlockMasks,
+    *,
+    objective: Objective | None = None,
 ) -> dict[str, Tensor]:
     """The loss terms of one training step (the forward of ``jepa_core.train.train_step``),
     targets under ``torch.no_grad()``; the terms stay in the graph of the context encoder and
-    predictor. Two-view methods expect ``images`` = cat(view a, view b)."""
+    predictor. Two-view methods expect ``images`` = cat(view a, view b). ``objective``: a run's
+    own (its projector's weights); by default a new one built from ``loss_cfg``."""
     if not isinstance(loss_cfg, LossConfig):
         raise TypeError(
             f"loss_cfg must be a jepa_core.config.LossConfig, got {type(loss_cfg).__name__}"
         )
-    objective = Objective(
-        loss_cfg,
-        embed_dim=context_encoder.embed_dim,
-        patch_size=context_encoder.patch_size,
-        in_chans=context_encoder.in_chans,
-    )
+    if loss_cfg.method == "lejepa":
+        raise ValueError(
+            "objective_terms composes the I-JEPA step (teacher, masks, predictor); LeJEPA has "
+            "none: use Objective.lejepa on the views' pooled embeddings"
+        )
+    if objective is None:
+        objective = Objective(
+            loss_cfg,
+            embed_dim=context_encoder.embed_dim,
+            patch_size=context_encoder.patch_size,
+            in_chans=context_encoder.in_chans,
+        )
     if predictor.out_levels != objective.levels:
         raise ValueError(
             f"predictor.out_levels must equal the method's levels ({objective.levels} "
