@@ -103,3 +103,57 @@ def test_step_benchmark_times_train_step_on_pre_drawn_masks(tmp_path):
     import jepa_core.train
 
     assert jepa_core.train.sample_masks is jepa_core.build.sample_masks
+
+
+@pytest.mark.filterwarnings("ignore::UserWarning")
+def test_accuracy_vs_time_scores_teacher_and_student_until_the_budget(tmp_path):
+    tiny = ["data.train_samples=64", "train.batch_size=32", "train.log_every=1"]
+    tiny += ["eval.train_samples=100", "monitor.samples=64"]
+    args = ["--methods", "ijepa", "lejepa", "--datasets", "mnist5k", "cifar10"]
+    args += ["--minutes", "0.02", "--points", "1", "--cifar-root", str(tmp_path / "no_cifar")]
+    args += ["--out", str(tmp_path), *[a for s in tiny for a in ("--set", s)]]
+    script("accuracy_vs_time").main(args)
+    record = json.loads((tmp_path / "accuracy_vs_time.json").read_text())
+    m = record["metrics"]
+    assert m["budget_minutes"] == 0.02 and m["machine"]["torch_threads"] >= 1
+    assert "no_cifar" in m["datasets"]["cifar10"]["skipped"]
+    mnist = m["datasets"]["mnist5k"]
+    assert mnist["skipped"] is None and 0 < mnist["raw_pixels_centred"] <= 1
+    assert mnist["bank_images"] == 64 and mnist["test_images"] == 1000
+    for method, run in mnist["methods"].items():
+        points = run["points"]
+        assert len(points) >= 2 and points[0]["step"] == 0 and points[0]["seconds"] == 0
+        assert [p["seconds"] for p in points] == sorted(p["seconds"] for p in points)
+        assert points[-1]["seconds"] >= 0.02 * 60 and run["stopped_by"] == "budget"
+        assert all(0 <= p["knn_teacher"] <= 1 for p in points)
+        assert run["overrides"]["train.log_every"] == 1 and run["init"] == points[0]["knn_teacher"]
+        if method == "lejepa":  # no teacher: its one encoder, scored once
+            assert run["student_is_teacher"] and all(p["knn_student"] is None for p in points)
+        else:
+            assert not run["student_is_teacher"]
+            assert all(0 <= p["knn_student"] <= 1 for p in points)
+    assert (tmp_path / "accuracy_vs_time.png").stat().st_size > 0
+
+
+def test_accuracy_vs_time_refuses_unknown_methods_naming_the_valid_ones(tmp_path, capsys):
+    with pytest.raises(SystemExit):
+        script("accuracy_vs_time").main(["--methods", "byol", "--out", str(tmp_path)])
+    err = capsys.readouterr().err
+    assert "byol" in err and all(m in err for m in ("ijepa", "cjepa", "hjepa", "lejepa"))
+    assert not (tmp_path / "accuracy_vs_time.json").exists()
+
+
+def test_accuracy_vs_time_scores_every_budget_share_and_stops_at_the_budget(monkeypatch):
+    module = script("accuracy_vs_time")
+    scores = {"knn_teacher": 0.5, "knn_student": 0.4}
+    monkeypatch.setattr(module, "teacher_and_student", lambda run: scores)
+    recorder = module.Recorder(budget_seconds=10.0, points=5)  # marks at 2, 4, 6, 8 s
+    run = type("Run", (), {"cfg": module.load_config("ijepa")})()
+    assert recorder.knn(run) == 0.5  # the loop's k-NN at row 0: the teacher's
+    with pytest.raises(module.BudgetSpent):
+        for step in range(20):  # a history row every second, an epoch end at step 3
+            if step == 3:
+                recorder.knn(run)
+            recorder({"seconds": step and step + 0.5, "epoch": step / 3, "step": step})
+    assert [p["step"] for p in recorder.points] == [0, 2, 3, 4, 6, 8, 10]
+    assert all(p["knn_student"] == 0.4 for p in recorder.points)
