@@ -11,6 +11,8 @@ its last epoch checkpoint ends exactly where the uninterrupted run ends (CPU).
 
 from __future__ import annotations
 
+import hashlib
+import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -71,6 +73,20 @@ def default_output_dir(cfg: Config) -> Path:
     if cfg.train.output_dir:
         return resolve(cfg.train.output_dir)
     return results_dir("runs") / f"{cfg.loss.method}-{cfg.data.name}-seed{cfg.train.seed}"
+
+
+def shared_run_dir(cfg: Config, root: str | Path) -> Path:
+    """The folder of the run ``cfg`` describes in a store of finished runs shared by the
+    notebooks: ``<root>/<method>-<dataset>-seed<seed>-<key>``, ``key`` a hash of every config
+    value that changes the trained weights (``checkpoint.RUN_INDEPENDENT_KEYS`` excluded). Two
+    notebooks asking for the same run (notebook 02's healthy I-JEPA and notebook 05's, say)
+    find one folder: the first trains it, the next resumes it at once."""
+    from .checkpoint import RUN_INDEPENDENT_KEYS
+
+    values = {k: v for k, v in cfg.flat().items() if k not in RUN_INDEPENDENT_KEYS}
+    key = hashlib.sha1(json.dumps(values, sort_keys=True, default=str).encode()).hexdigest()
+    name = f"{cfg.loss.method}-{cfg.data.name}-seed{cfg.train.seed}-{key[:10]}"
+    return resolve(root) / name
 
 
 def stream_seed(*parts: int) -> int:

@@ -140,7 +140,17 @@ def load_modules(run: Run, state: dict[str, Any], path: Path) -> None:
 
 
 # Keys that say where or how a run executes, not what it computes: a checkpoint resumes across them.
-RUN_INDEPENDENT_KEYS = ("train.resume", "train.output_dir", "data.num_workers", "train.device")
+# Keys that change neither the trained weights nor the run's random draws: a checkpoint written
+# under other values resumes (train.log_every and eval.every only change how often the history
+# logs and evaluates; a finished run asked for again returns its own history).
+RUN_INDEPENDENT_KEYS = (
+    "train.resume",
+    "train.output_dir",
+    "data.num_workers",
+    "train.device",
+    "train.log_every",
+    "eval.every",
+)
 
 
 def config_changes(saved: Config, cfg: Config) -> str:

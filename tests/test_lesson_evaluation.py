@@ -11,7 +11,7 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
-from jepa_core.build import build_run
+from jepa_core.build import build_run, shared_run_dir
 from jepa_core.config import load_config
 from jepa_core.evaluate import knn_accuracy, linear_probe_accuracy
 from jepa_core.lessons.evaluation import (
@@ -298,26 +298,27 @@ def test_initial_encoder_equals_the_encoder_a_run_starts_from(tmp_path):
     assert not (tmp_path / "run").exists()  # building a run to read its encoders writes nothing
 
 
-def test_train_or_resume_reuses_a_finished_run_and_retrains_when_the_config_changed(tmp_path):
+def test_train_or_resume_shares_one_folder_per_config(tmp_path):
     first = train_or_resume("ijepa", TINY, tmp_path)
-    assert first.checkpoint_path == tmp_path / "runs" / "ijepa" / "checkpoint.pt"
-    again = train_or_resume("ijepa", TINY, tmp_path)
+    cfg = load_config("ijepa", TINY)
+    assert first.checkpoint_path == shared_run_dir(cfg, tmp_path) / "checkpoint.pt"
+    assert first.checkpoint_path.parent.parent == tmp_path
+    # asked again, even with other logging, the finished run returns as it is
+    again = train_or_resume("ijepa", {**TINY, "train.log_every": 1}, tmp_path)
+    assert again.checkpoint_path == first.checkpoint_path
     pd.testing.assert_frame_equal(again.history, first.history)
     assert same_weights(again.target_encoder, first.target_encoder)
-    with pytest.raises(ValueError, match="train.batch_size"):
-        train_or_resume("ijepa", {**TINY, "train.batch_size": 16}, tmp_path, on_changed="error")
-    with pytest.warns(UserWarning, match="afresh"):
-        changed = train_or_resume("ijepa", {**TINY, "train.batch_size": 16}, tmp_path)
+    changed = train_or_resume("ijepa", {**TINY, "train.batch_size": 16}, tmp_path)
+    assert changed.checkpoint_path.parent != first.checkpoint_path.parent
+    assert first.checkpoint_path.exists()  # another config never overwrites a finished run
     assert (
         changed.config.train.batch_size == 16 and int(changed.history["step"].iloc[-1]) == 64 // 16
     )
 
 
-def test_train_or_resume_rejects_unknown_methods_and_modes(tmp_path):
+def test_train_or_resume_rejects_unknown_methods(tmp_path):
     with pytest.raises(ValueError, match="method"):
         train_or_resume("byol", {}, tmp_path)
-    with pytest.raises(ValueError, match="on_changed"):
-        train_or_resume("ijepa", {}, tmp_path, on_changed="ignore")
 
 
 def test_evaluation_loaders_cap_both_splits_and_keep_the_class_names():

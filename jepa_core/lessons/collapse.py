@@ -9,18 +9,22 @@ The variants, each a claim the lab tests (notebook 02, sections 2-3; sources in
 docs/references.md): no stop-gradient with a gradient-trained target (claimed to collapse:
 the asymmetry argument of I-JEPA and BYOL); a teacher equal to the student (EMA momentum 0,
 claimed to collapse); a frozen teacher (momentum 1, as SALT's second stage, Li et al. 2025;
-claimed not to); and VICReg (Bardes et al. 2022) added to the broken configuration, as C-JEPA
-adds it against collapse (Mo & Tong 2024; claimed to rescue it).
+claimed not to); VICReg (Bardes et al. 2022) added to the broken configuration, as C-JEPA
+adds it against collapse (Mo & Tong 2024; claimed to rescue it); and LeJEPA (Balestriero &
+LeCun 2025), which has no teacher at all: with SIGReg (claimed not to collapse) and without it,
+lambda = 0, where nothing but the pull between views is left (predicted to collapse).
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
+from ..build import shared_run_dir
 from ..config import load_config
 from ..results import output_dir_for
 from ..train import TrainResult, train
@@ -30,7 +34,11 @@ BROKEN = {"ema.stop_grad": False, "ema.target_in_optimizer": True}
 
 # name -> (preset, overrides, what it shows)
 COLLAPSE_VARIANTS: dict[str, tuple[str, dict[str, Any], str]] = {
-    "healthy": ("ijepa", {}, "I-JEPA as published: stop-gradient, EMA teacher 0.996 -> 1"),
+    "healthy": (
+        "ijepa",
+        {},
+        "I-JEPA: stop-gradient, EMA teacher by the run-length rule, ramped to 1",
+    ),
     "no_stop_grad": (
         "ijepa",
         dict(BROKEN),
@@ -51,7 +59,15 @@ COLLAPSE_VARIANTS: dict[str, tuple[str, dict[str, Any], str]] = {
         dict(BROKEN),
         "the broken configuration plus VICReg (C-JEPA's terms)",
     ),
+    "lejepa": ("lejepa", {}, "LeJEPA: no teacher; SIGReg keeps the embeddings Gaussian"),
+    "lejepa_no_sigreg": (
+        "lejepa",
+        {"loss.sigreg_weight": 0.0},
+        "LeJEPA with lambda = 0: only the pull between views is left",
+    ),
 }
+# What the literature claims for each variant (the lab tests it; notebook 02, section 3).
+PREDICTED_COLLAPSE = ("no_stop_grad", "teacher_is_student", "lejepa_no_sigreg")
 
 SUMMARY_METRICS = (
     "loss",
@@ -71,24 +87,23 @@ def collapse_lab(
     *,
     common: Mapping[str, Any] | None = None,
     output_dir: str | None = None,
+    runs: str | Path | None = None,
     progress: bool = False,
 ) -> dict[str, TrainResult]:
     """Train every variant with the same ``common`` overrides; return name -> TrainResult.
 
-    Each run writes its checkpoint and history to ``<output_dir>/runs/<name>/``. All configs
-    are validated before the first run starts, so a typo fails in a second, not after an hour.
+    Each run lives in the shared run store ``runs`` (``build.shared_run_dir``; default
+    ``<output_dir>/runs``) and resumes: a run another notebook already finished with the same
+    config (notebook 05's I-JEPA and LeJEPA, say) is not trained twice. All configs are
+    validated before the first run starts, so a typo fails in a second, not after an hour.
     """
     variants = COLLAPSE_VARIANTS if variants is None else variants
-    base = output_dir_for("02_ema_and_collapse", output_dir)
+    store = runs if runs is not None else output_dir_for("02_ema_and_collapse", output_dir) / "runs"
     configs = {}
     for name, (preset, overrides, _) in variants.items():
-        merged = {
-            **(common or {}),
-            **overrides,
-            "train.output_dir": str(base / "runs" / name),
-            "train.resume": False,
-        }
-        configs[name] = load_config(preset, merged)
+        merged = {**(common or {}), **overrides, "train.resume": True}
+        folder = shared_run_dir(load_config(preset, merged), store)
+        configs[name] = load_config(preset, {**merged, "train.output_dir": str(folder)})
     return {name: train(cfg, progress=progress) for name, cfg in configs.items()}
 
 

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import dataclasses
 import math
-import warnings
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,8 +31,7 @@ from threadpoolctl import threadpool_limits
 from torch import nn
 from torch.utils.data import DataLoader
 
-from ..build import build_run, fixed_subset
-from ..checkpoint import config_changes, load_checkpoint, saved_config
+from ..build import build_run, fixed_subset, shared_run_dir
 from ..config import METHODS, Config, load_config
 from ..data import make_datasets
 from ..evaluate import (
@@ -45,9 +43,7 @@ from ..evaluate import (
     linear_probe_accuracy,
     raw_pixel_features,
 )
-from ..train import CHECKPOINT_NAME, TrainResult, train
-
-ON_CHANGED = ("retrain", "error")
+from ..train import TrainResult, train
 
 
 @dataclass(frozen=True)
@@ -75,42 +71,24 @@ def train_or_resume(
     out: str | Path,
     *,
     progress: bool = False,
-    on_changed: str = "retrain",
 ) -> TrainResult:
-    """Train ``method`` (a preset of ``jepa_core.config``) into ``<out>/runs/<method>/`` with
-    ``train.resume=True``: a finished run with the same config returns at once, an interrupted
-    one continues from its last epoch.
-
-    A checkpoint there written with a *different* config (say a smoke run, then a default one)
-    cannot be resumed: ``on_changed="retrain"`` warns, naming the differing keys, and trains
-    afresh over it; ``on_changed="error"`` raises ValueError instead.
-    """
+    """Train ``method`` (a preset of ``jepa_core.config``) into the shared run store ``out``
+    with ``train.resume=True``. The folder is ``build.shared_run_dir``: one per config, so
+    notebooks 02, 04 and 05 asking for the same run share it, a finished run returns at once,
+    an interrupted one continues from its last epoch, and another config (a smoke run, other
+    overrides) gets its own folder instead of overwriting this one."""
     if method not in METHODS:
         raise ValueError(f"method must be one of {', '.join(METHODS)}; got {method!r}")
-    if on_changed not in ON_CHANGED:
-        raise ValueError(f"on_changed must be one of {ON_CHANGED}; got {on_changed!r}")
     if overrides is not None and not isinstance(overrides, Mapping):
         raise TypeError(
             f"overrides must be a dict of dotted config keys or None; "
             f"got {type(overrides).__name__}"
         )
-    folder = Path(out) / "runs" / method
-    cfg = load_config(
-        method, {**(overrides or {}), "train.output_dir": str(folder), "train.resume": True}
+    merged = {**(overrides or {}), "train.resume": True}
+    folder = shared_run_dir(load_config(method, merged), out)
+    return train(
+        load_config(method, {**merged, "train.output_dir": str(folder)}), progress=progress
     )
-    checkpoint = folder / CHECKPOINT_NAME
-    if checkpoint.exists():
-        changes = config_changes(saved_config(load_checkpoint(checkpoint), checkpoint), cfg)
-        if changes:
-            message = f"{str(checkpoint)!r} was trained with another config ({changes})"
-            if on_changed == "error":
-                raise ValueError(f"{message}; use another output folder or on_changed='retrain'")
-            warnings.warn(f"{message}: training {method} afresh over it", stacklevel=2)
-            cfg = load_config(cfg, {"train.resume": False})
-            with warnings.catch_warnings():  # the overwrite was just announced above
-                warnings.filterwarnings("ignore", message=".*train.resume is false.*")
-                return train(cfg, progress=progress)
-    return train(cfg, progress=progress)
 
 
 def initial_encoder(cfg: Config) -> nn.Module:

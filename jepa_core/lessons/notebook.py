@@ -22,7 +22,7 @@ import torch
 
 from ..device import resolve_device
 from ..frontend import env_flag
-from ..results import output_dir_for, save_figure, write_metrics
+from ..results import output_dir_for, results_root, save_figure, write_metrics
 
 
 def env_smoke() -> bool:
@@ -39,6 +39,12 @@ class NotebookRun:
     smoke: bool
     started: float = field(default_factory=time.perf_counter)
     figures: list[str] = field(default_factory=list)
+
+    @property
+    def runs(self) -> Path:
+        """The store of finished training runs the notebooks share (``results/runs/``, or
+        ``results/smoke/runs/``): see ``jepa_core.build.shared_run_dir``."""
+        return results_root(self.smoke) / "runs"
 
     def savefig(self, fig, name: str) -> Path:
         path = save_figure(fig, self.out, name)
