@@ -14,7 +14,7 @@ METHOD_TERMS: dict[str, dict[str, Any]] = {
     # VICReg as its paper has it: coefficients (sim, std, cov) = (25, 25, 1) and an expander in
     # front of the loss (VICReg: 3 x 8192; here 3 x 512 for CPUs), on full views. The weight:
     # a two-seed sweep (2 epochs of mnist5k, teacher's mean-pooled 20-NN; README "The C-JEPA
-    # weight") gave 0.476 / 0.472 / 0.484+ for w = 0.01 / 0.1 / 1 (mean of seeds 0 and 1; init
+    # weight") gave 0.476 / 0.472 / 0.479 for w = 0.01 / 0.1 / 1 (mean of seeds 0 and 1; init
     # 0.402): a plateau within the seed-to-seed spread; 0.1 sits in its middle.
     "cjepa": {
         "vicreg_weight": 0.1,
