@@ -40,11 +40,7 @@ class NotebookRun:
     started: float = field(default_factory=time.perf_counter)
     figures: list[str] = field(default_factory=list)
 
-    @property
-    def runs(self) -> Path:
-        """The store of finished training runs the notebooks share (``results/runs/``, or
-        ``results/smoke/runs/``): see ``jepa_core.build.shared_run_dir``."""
-        return results_root(self.smoke) / "runs"
+    runs: Path | None = None  # the store of finished runs: see prepare()
 
     def savefig(self, fig, name: str) -> Path:
         path = save_figure(fig, self.out, name)
@@ -79,10 +75,15 @@ def prepare(
     import matplotlib
 
     matplotlib.rcParams.update({"figure.dpi": 90, "axes.grid": True, "grid.alpha": 0.3})
+    out = output_dir_for(name, output_dir, smoke=bool(smoke))
     return NotebookRun(
         name=name,
-        out=output_dir_for(name, output_dir, smoke=bool(smoke)),
+        out=out,
         seed=seed,
         device=str(resolve_device(device, key="device")),
         smoke=bool(smoke),
+        # the store of finished training runs the notebooks share (results/runs/, or
+        # results/smoke/runs/; see jepa_core.build.shared_run_dir); a notebook given its own
+        # output_dir (a sweep's run) keeps its runs there
+        runs=out / "runs" if output_dir else results_root(bool(smoke)) / "runs",
     )
