@@ -133,6 +133,16 @@ def collapsed_runs(
     return [name for name in summary.index[mask] if name != healthy]
 
 
+def collapsed_from_start(summary: pd.DataFrame, ratio: float = 0.5) -> list[str]:
+    """Runs whose final RankMe *and* std_mean both fell below ``ratio`` x their own values at
+    initialisation (every run starts from the same weights): collapse judged without a
+    reference run, for when the healthy run narrows too."""
+    mask = (summary["rankme"] < ratio * summary["rankme_init"]) & (
+        summary["std_mean"] < ratio * summary["std_mean_init"]
+    )
+    return list(summary.index[mask])
+
+
 def plot_collapse_curves(
     runs: Mapping[str, TrainResult],
     metrics: Sequence[str] = ("jepa", "std_mean", "std_min", "rankme", "knn_acc"),
