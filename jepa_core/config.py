@@ -266,8 +266,12 @@ def build_config(flat: dict[str, Any], preset: str | None = None) -> Config:
         sub = getattr(cfg, section)
         hint = _field_types(type(sub))[name]
         setattr(sub, name, coerce_value(key, raw, hint))
-    check_ranges(cfg, explicitly_set=set(flat))
-    apply_method_terms(cfg, explicitly_set=set(flat))
+    # A key "set" to its default value is not a choice (a saved run's config lists every key):
+    # the checks that refuse keys a method or schedule does not use look at real choices only.
+    values, defaults = cfg.flat(), Config().flat()
+    chosen = {key for key in flat if values[key] != defaults[key]}
+    check_ranges(cfg, explicitly_set=chosen)
+    apply_method_terms(cfg, explicitly_set=chosen)
     return cfg
 
 

@@ -244,3 +244,13 @@ def test_ema_start_null_is_refused_for_a_constant_schedule():
 def test_parse_overrides_rejects_a_pair_without_equals():
     with pytest.raises(ValueError, match="key=value"):
         parse_overrides(["train.epochs"])
+
+
+def test_a_saved_config_with_a_constant_schedule_loads_again():
+    """A checkpoint stores every key, the unused ema.end at its default included; reading it back
+    must not count that as a choice (the collapse lab's momentum-0 run resumes)."""
+    cfg = load_config("ijepa", {"ema.kind": "constant", "ema.start": 0.0})
+    again = load_config(cfg.to_dict() | {"preset": "ijepa"})
+    assert again.flat() == cfg.flat()
+    with pytest.raises(ValueError, match=r"ema\.end"):
+        load_config("ijepa", {"ema.kind": "constant", "ema.start": 0.0, "ema.end": 0.5})
