@@ -231,7 +231,8 @@ def _start(run: Run, ckpt: Path) -> tuple[int, int, list[dict]]:
         run.output_dir.mkdir(parents=True, exist_ok=True)
     for module in (run.context_encoder, run.predictor, run.objective):
         module.train()
-    run.target_encoder.eval()  # the teacher never drops paths: its outputs are the targets
+    if run.target_encoder is not run.context_encoder:  # LeJEPA's one encoder keeps training
+        run.target_encoder.eval()  # the teacher never drops paths: its outputs are the targets
     if run.cfg.train.resume and ckpt.exists():
         return resume_state(run, ckpt)
     if ckpt.exists() and run.dist.is_main:

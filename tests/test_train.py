@@ -228,6 +228,8 @@ def test_lejepa_run_has_no_teacher_no_masks_and_trains_its_encoder_and_projector
     assert not trained & {id(p) for p in run.predictor.parameters()}  # no predictor
     images = next(iter(epoch_loader(run, 0)))[0]
     assert len(images) == 2 + run.cfg.loss.local_views  # global views first, then local
+    train_module._start(run, tmp_path / "checkpoint.pt")
+    assert run.context_encoder.training  # the teacher's eval() must not reach the one encoder
     before = copy.deepcopy(run.context_encoder.state_dict())
     logged = train_step(run, [torch.cat(images)], 0)
     assert math.isnan(logged["momentum"])
