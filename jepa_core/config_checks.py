@@ -225,11 +225,9 @@ def apply_method_terms(cfg: Config, explicitly_set: set[str]) -> None:
     """Fill the chosen method's term defaults; refuse terms the method does not use."""
     loss = cfg.loss
     if loss.method == "lejepa":
-        # set to something else than the default (a saved run's full config sets every key)
-        values, defaults = cfg.flat(), type(cfg)().flat()
-        teacher = sorted(
-            k for k in explicitly_set if k in TEACHER_KEYS and values[k] != defaults[k]
-        )
+        # explicitly_set holds real choices only (build_config drops keys at their defaults)
+        values = cfg.flat()
+        teacher = sorted(k for k in explicitly_set if k in TEACHER_KEYS)
         if teacher:
             named = ", ".join(f"{k}={values[k]!r}" for k in teacher)
             raise ValueError(
