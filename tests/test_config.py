@@ -182,10 +182,12 @@ def test_bad_cjepa_terms_name_the_culprit(overrides, culprit):
         load_config("cjepa", overrides)
 
 
-def test_lejepa_preset_fills_the_papers_lambda_and_has_no_teacher_terms():
+def test_lejepa_preset_sizes_lambda_to_the_run_and_has_no_teacher_terms():
     cfg = load_config("lejepa")
     assert cfg.loss.method == "lejepa"
-    assert cfg.loss.sigreg_weight == 0.05  # LeJEPA's lambda
+    assert cfg.loss.sigreg_weight == 0.2  # sized to CPU budgets (README "The LeJEPA recipe")
+    # the paper's lambda is one override away
+    assert load_config("lejepa", {"loss.sigreg_weight": 0.05}).loss.sigreg_weight == 0.05
     assert cfg.loss.local_views >= 0 and cfg.loss.sigreg_directions >= 1
     assert cfg.loss.vicreg_weight is None and cfg.loss.ntxent_weight is None
     # a saved run's full config (every key set, the teacher's at their defaults) loads again

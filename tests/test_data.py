@@ -339,7 +339,7 @@ def test_digit_views_have_no_flip_and_no_colour_but_natural_views_do():
 
     digit_kinds = kinds(two_view_transform(28, natural=False))
     assert v2.RandomHorizontalFlip not in digit_kinds and v2.ColorJitter not in digit_kinds
-    assert v2.RandomAffine in digit_kinds
+    assert digit_kinds == {v2.RandomResizedCrop}  # crops only: affine moves cost 20-NN here
     natural_kinds = kinds(two_view_transform(32, natural=True))
     assert {v2.RandomHorizontalFlip, v2.ColorJitter, v2.RandomGrayscale} <= natural_kinds
 
