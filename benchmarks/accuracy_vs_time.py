@@ -50,7 +50,7 @@ from torch.utils.data import DataLoader
 
 import jepa_core.train as train_module
 from jepa_core.build import run_datasets
-from jepa_core.config import METHODS, load_config, parse_overrides
+from jepa_core.config import METHODS, add_override_option, load_config, parse_overrides
 from jepa_core.evaluate import extract_features, knn_accuracy, raw_pixel_features
 from jepa_core.paths import resolve, results_dir
 from jepa_core.results import save_figure, write_metrics
@@ -265,13 +265,8 @@ def build_parser() -> argparse.ArgumentParser:
         default="../shared/datasets/cifar10",
         help="CIFAR-10 as train/<class>/* and test/<class>/* (relative: to the repository)",
     )
-    parser.add_argument(
-        "--set",
-        dest="overrides",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="a dotted override for every run, e.g. --set train.batch_size=64 (repeatable)",
+    add_override_option(
+        parser, help="a dotted override for every run, e.g. --set train.batch_size=64 (repeatable)"
     )
     parser.add_argument(
         "--out", "--output", dest="out", default=None, help="folder (default results/benchmarks)"

@@ -24,7 +24,7 @@ import sys
 from torch.utils.data import DataLoader
 
 from jepa_core.build import run_datasets
-from jepa_core.config import load_config, parse_overrides
+from jepa_core.config import add_override_option, load_config, parse_overrides
 from jepa_core.lessons.evaluation import (
     accuracy_table,
     feature_sets,
@@ -66,13 +66,8 @@ def main(argv: list[str] | None = None) -> int:
         "--name", default=None, help="results/real_data/<name>/ (default: the root's folder name)"
     )
     parser.add_argument("--methods", nargs="+", default=["ijepa", "cjepa", "ijepa_ntxent"])
-    parser.add_argument(
-        "--set",
-        dest="overrides",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="a dotted override for every run, e.g. --set train.epochs=2 (repeatable)",
+    add_override_option(
+        parser, help="a dotted override for every run, e.g. --set train.epochs=2 (repeatable)"
     )
     parser.add_argument(
         "--output",

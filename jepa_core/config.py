@@ -45,6 +45,7 @@ __all__ = [
     "MonitorConfig",
     "OptimConfig",
     "TrainConfig",
+    "add_override_option",
     "build_config",
     "coerce_value",
     "config_diff",
@@ -277,6 +278,19 @@ def build_config(flat: dict[str, Any], preset: str | None = None) -> Config:
 
 def valid_keys() -> list[str]:
     return sorted(k for k in _flatten(dataclasses.asdict(Config())) if k != "preset")
+
+
+def add_override_option(parser: Any, *, dest: str = "overrides", help: str | None = None) -> None:
+    """The one ``--set KEY=VALUE`` option of every command line (repeatable), collected into
+    ``dest`` as a list of strings for :func:`parse_overrides`."""
+    parser.add_argument(
+        "--set",
+        dest=dest,
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help=help or "a dotted config override, e.g. --set train.epochs=3 (repeatable)",
+    )
 
 
 def parse_overrides(pairs: list[str] | None) -> dict[str, Any]:

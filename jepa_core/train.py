@@ -40,7 +40,7 @@ from .checkpoint import (
     save_checkpoint,
     saved_config,
 )
-from .config import Config, load_config, parse_overrides
+from .config import PRESETS, Config, add_override_option, load_config, parse_overrides
 from .device import autocast
 from .ema import ema_update
 from .history import CollapseWarning, RunLog  # noqa: F401 (train() warns with it)
@@ -307,16 +307,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument(
         "--config",
         default="ijepa",
-        help="a preset (ijepa, cjepa, ijepa_ntxent, hjepa) or a YAML path",
+        help=f"a preset ({', '.join(PRESETS)}) or a YAML path",
     )
-    parser.add_argument(
-        "--set",
-        dest="overrides",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="a dotted override, e.g. --set train.epochs=3 (repeatable)",
-    )
+    add_override_option(parser, help="a dotted override, e.g. --set train.epochs=3 (repeatable)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     parser.add_argument(
         "--print-config", action="store_true", help="print the resolved config and exit"

@@ -5,7 +5,14 @@ from __future__ import annotations
 import pytest
 import yaml
 
-from jepa_core.config import PRESETS, Config, load_config, parse_overrides, valid_keys
+from jepa_core.config import (
+    PRESETS,
+    Config,
+    add_override_option,
+    load_config,
+    parse_overrides,
+    valid_keys,
+)
 
 
 def test_every_preset_loads_and_names_its_method():
@@ -241,6 +248,16 @@ def test_accumulation_is_refused_where_the_loss_is_a_batch_statistic(method):
 def test_ema_start_null_is_refused_for_a_constant_schedule():
     with pytest.raises(ValueError, match=r"ema\.start"):
         load_config("ijepa", {"ema.kind": "constant"})
+
+
+def test_the_set_option_collects_repeated_pairs_for_parse_overrides():
+    import argparse
+
+    parser = argparse.ArgumentParser()
+    add_override_option(parser, dest="fixed")
+    args = parser.parse_args(["--set", "train.epochs=2", "--set", "masks.target_scale=[0.1,0.2]"])
+    assert parse_overrides(args.fixed) == {"train.epochs": 2, "masks.target_scale": [0.1, 0.2]}
+    assert parser.parse_args([]).fixed == []
 
 
 def test_parse_overrides_rejects_a_pair_without_equals():

@@ -28,7 +28,7 @@ from typing import Any
 
 import pandas as pd
 
-from ..config import PRESETS, load_config, parse_overrides, parse_value
+from ..config import PRESETS, add_override_option, load_config, parse_overrides, parse_value
 from ..paths import resolve, results_dir
 from .execute import NotebookFailed, add_cell_timeout_option, execute, notebook_parameters
 from .execute import cell_timeout as _cell_timeout
@@ -261,13 +261,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         metavar="KEY=V1,V2",
         help="a swept key and its values (repeatable); dotted keys are config keys",
     )
-    parser.add_argument(
-        "--set",
-        dest="fixed",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="a config override shared by every run (repeatable)",
+    add_override_option(
+        parser, dest="fixed", help="a config override shared by every run (repeatable)"
     )
     parser.add_argument(
         "--param",
