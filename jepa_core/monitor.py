@@ -176,15 +176,17 @@ def monitor_stats(run: Run) -> dict[str, float]:
     evaluated encoder (``eval.encoder``, the teacher by default) and, as ``student_*``, those
     of the context encoder, the one the optimizer trains (a frozen or slow teacher can hide a
     collapsing student)."""
-    out = {}
+    out, seen = {}, {}
     evaluated = run.target_encoder if run.cfg.eval.encoder == "target" else run.context_encoder
     for prefix, encoder in (("", evaluated), ("student_", run.context_encoder)):
-        was_training = encoder.training
-        encoder.eval()
-        with autocast(run.device):
-            z = encoder(run.monitor_images).float().mean(dim=1)
-        encoder.train(was_training)
-        stats = embedding_stats(z)
+        if encoder not in seen:  # one pass when the two are one encoder (LeJEPA)
+            was_training = encoder.training
+            encoder.eval()
+            with autocast(run.device):
+                z = encoder(run.monitor_images).float().mean(dim=1)
+            encoder.train(was_training)
+            seen[encoder] = embedding_stats(z)
+        stats = seen[encoder]
         keys = (
             ("std_mean", "std_min", "rankme", "mean_cosine")
             if not prefix

@@ -574,3 +574,31 @@ def test_broken_teacher_collapses_where_healthy_ijepa_does_not(tmp_path):
     )
     assert broken["rankme"] < 0.5 * healthy["rankme"]
     assert broken["std_mean"] < 0.5 * healthy["std_mean"]
+
+
+@pytest.mark.parametrize(
+    "method,passes", [("ijepa", {"target": 1, "context": 1}), ("lejepa", {"context": 1})]
+)
+def test_monitor_encodes_its_images_once_per_distinct_encoder(tmp_path, method, passes):
+    from jepa_core.monitor import monitor_stats
+
+    run = build_run(load_config(method, tiny(tmp_path)))
+    calls = {"target": 0, "context": 0}
+    hooks = [
+        run.context_encoder.register_forward_hook(
+            lambda *_: calls.__setitem__("context", calls["context"] + 1)
+        )
+    ]
+    if run.target_encoder is not run.context_encoder:
+        hooks.append(
+            run.target_encoder.register_forward_hook(
+                lambda *_: calls.__setitem__("target", calls["target"] + 1)
+            )
+        )
+    stats = monitor_stats(run)
+    for hook in hooks:
+        hook.remove()
+    assert {k: v for k, v in calls.items() if v} == passes
+    if method == "lejepa":  # one encoder: the student's numbers are the teacher's
+        assert stats["student_rankme"] == stats["rankme"]
+        assert stats["student_std_mean"] == stats["std_mean"]
