@@ -2,13 +2,18 @@
 
 import pandas as pd
 import pytest
+import torch
 
+from jepa_core.config import load_config
 from jepa_core.lessons.collapse import (
     COLLAPSE_VARIANTS,
     PREDICTED_COLLAPSE,
     collapsed_from_start,
     collapsed_runs,
+    projected_stats,
 )
+from jepa_core.monitor import embedding_stats
+from jepa_core.train import train
 
 
 def summary(rows: dict[str, tuple[float, float, float, float]]) -> pd.DataFrame:
@@ -43,3 +48,37 @@ def test_every_predicted_collapse_is_a_variant_of_the_lab(name):
     assert {"healthy", "lejepa", "lejepa_no_sigreg"} <= set(COLLAPSE_VARIANTS)
     preset, overrides, _ = COLLAPSE_VARIANTS["lejepa_no_sigreg"]
     assert (preset, overrides) == ("lejepa", {"loss.sigreg_weight": 0.0})
+
+
+def tiny_run(tmp_path, method):
+    overrides = {
+        "data.train_samples": 64,
+        "train.batch_size": 32,
+        "train.epochs": 1,
+        "eval.every": 0,
+        "eval.train_samples": 100,
+        "monitor.samples": 64,
+        "train.device": "cpu",
+        "train.output_dir": str(tmp_path / method),
+    }
+    return train(load_config(method, overrides), progress=False)
+
+
+def test_projected_stats_measure_the_projector_output_in_eval_mode(tmp_path):
+    result = tiny_run(tmp_path, "lejepa")
+    images = torch.rand(48, 1, 28, 28)
+    projector = result.objective.projector
+    projector.train()
+    stats = projected_stats(result, images)
+    assert projector.training  # the modes come back
+    with torch.no_grad():
+        projector.eval()
+        result.context_encoder.eval()
+        expected = embedding_stats(projector(result.context_encoder(images).mean(dim=1)))
+    assert stats == pytest.approx(expected)
+    assert stats["std_mean"] > 0
+
+
+def test_projected_stats_name_a_method_without_projector(tmp_path):
+    with pytest.raises(ValueError, match="'ijepa' has no projector"):
+        projected_stats(tiny_run(tmp_path, "ijepa"), torch.rand(8, 1, 28, 28))

@@ -23,9 +23,12 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
+import torch
 
 from ..build import shared_run_dir
 from ..config import load_config
+from ..evaluate import encoder_device, frozen
+from ..monitor import embedding_stats
 from ..results import output_dir_for
 from ..train import TrainResult, train
 from .panel_grid import panel_grid
@@ -170,3 +173,20 @@ def plot_collapse_curves(
     axes[0].legend(fontsize=7)
     fig.tight_layout()
     return fig
+
+
+def projected_stats(result: TrainResult, images: torch.Tensor) -> dict[str, float]:
+    """Collapse metrics (``monitor.embedding_stats``) of what a view loss acts on: the
+    projector's output for the mean-pooled embeddings of ``images`` [M, C, H, W] (LeJEPA's
+    projected views, C-JEPA's expanded features), both modules in eval mode (BatchNorm on its
+    running statistics). The lab's other metrics look upstream, at the pooled backbone."""
+    projector = getattr(result.objective, "projector", None)
+    if projector is None:
+        raise ValueError(
+            f"loss.method={result.config.loss.method!r} has no projector (lejepa and cjepa do)"
+        )
+    encoder = result.context_encoder
+    device = encoder_device(encoder)
+    with frozen(encoder), frozen(projector):
+        pooled = encoder(images.to(device)).float().mean(dim=1)
+        return embedding_stats(projector(pooled))
