@@ -26,8 +26,8 @@ METHOD_TERMS: dict[str, dict[str, Any]] = {
     "hjepa": {"level_weights": (1.0, 0.5, 0.25)},
     # LeJEPA's lambda sized to the run: 0.2, where the paper's 0.05 stays one override away
     # (--set loss.sigreg_weight=0.05). On mnist5k at 3 epochs the prediction term wins too early
-    # under 0.05 and the pooled embeddings stay narrow (README "The LeJEPA recipe": 20-NN 0.53
-    # at 0.05, 0.65 at 0.1, 0.67 at 0.2, 0.44 at 0.4). M = 256 directions (the minimal
+    # under 0.05 and the pooled embeddings stay narrow (README "The LeJEPA recipe", scratch runs:
+    # 20-NN 0.53 at 0.05, 0.65 at 0.1, 0.67 at 0.2; 0.44 at 0.4 with lr 5e-3). M = 256 (the minimal
     # example's; 1024 scored the same); a projector 512-512-64 with BatchNorm and ReLU (the
     # minimal example's shape, narrower; 128 outputs scored lower here). The 2 global views
     # only: every view here is encoded at full resolution (the paper encodes its local views at
