@@ -3,6 +3,7 @@
 import pandas as pd
 import pytest
 import torch
+from tiny_runs import tiny
 
 from jepa_core.config import load_config
 from jepa_core.lessons.collapse import (
@@ -51,16 +52,7 @@ def test_every_predicted_collapse_is_a_variant_of_the_lab(name):
 
 
 def tiny_run(tmp_path, method):
-    overrides = {
-        "data.train_samples": 64,
-        "train.batch_size": 32,
-        "train.epochs": 1,
-        "eval.every": 0,
-        "eval.train_samples": 100,
-        "monitor.samples": 64,
-        "train.device": "cpu",
-        "train.output_dir": str(tmp_path / method),
-    }
+    overrides = tiny(tmp_path / method, **{"train.epochs": 1})
     return train(load_config(method, overrides), progress=False)
 
 

@@ -21,6 +21,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 import torch
+from tiny_runs import tiny
 
 import jepa_core.objectives as objectives
 import jepa_core.train as train_module
@@ -35,22 +36,6 @@ from jepa_core.train import CollapseWarning, load_trained, train, train_step
 
 REPO = Path(__file__).resolve().parents[1]
 BROKEN = {"ema.stop_grad": False, "ema.target_in_optimizer": True}
-
-
-def tiny(out: Path, **extra) -> dict:
-    """Overrides for a run of seconds: 64 images, 2 steps of 32 per epoch, 2 epochs, k-NN
-    only at initialisation and at the end."""
-    return {
-        "data.train_samples": 64,
-        "train.batch_size": 32,
-        "train.epochs": 2,
-        "eval.every": 0,
-        "eval.train_samples": 100,
-        "monitor.samples": 64,
-        "train.device": "cpu",
-        "train.output_dir": str(out),
-        **extra,
-    }
 
 
 STEPS_PER_EPOCH = 2  # 64 images // batch 32
