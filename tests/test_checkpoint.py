@@ -9,30 +9,18 @@ from pathlib import Path
 
 import pytest
 import torch
+from tiny_runs import tiny
 
 import jepa_core.checkpoint as checkpoint
 from jepa_core.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from jepa_core.train import CHECKPOINT_NAME, load_trained, train
 
 
-def tiny(out: Path, **extra) -> dict:
-    return {
-        "data.train_samples": 64,
-        "train.batch_size": 32,
-        "train.epochs": 1,
-        "eval.train_samples": 100,
-        "monitor.samples": 64,
-        "train.device": "cpu",
-        "train.output_dir": str(out),
-        **extra,
-    }
-
-
 @pytest.fixture(scope="module")
 def real_run(tmp_path_factory) -> Path:
     """The output folder of a real (tiny) training run, holding its checkpoint."""
     out = tmp_path_factory.mktemp("real_run")
-    train("ijepa", overrides=tiny(out), progress=False)
+    train("ijepa", overrides=tiny(out, **{"train.epochs": 1}), progress=False)
     return out
 
 
@@ -144,7 +132,11 @@ def test_resume_from_a_truncated_checkpoint_raises_checkpoint_error(real_run, tm
     out = copy_run(real_run, tmp_path / "run")
     truncate_in_half(out / CHECKPOINT_NAME)
     with pytest.raises(CheckpointError) as info:
-        train("ijepa", overrides=tiny(out, **{"train.resume": True}), progress=False)
+        train(
+            "ijepa",
+            overrides=tiny(out, **{"train.epochs": 1, "train.resume": True}),
+            progress=False,
+        )
     assert str(out / CHECKPOINT_NAME) in str(info.value)
 
 

@@ -15,6 +15,7 @@ import textwrap
 import pandas as pd
 import pytest
 import torch
+from tiny_runs import tiny
 
 from jepa_core.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from jepa_core.train import CollapseWarning, load_trained, train
@@ -94,16 +95,7 @@ def test_restart_after_sigkill_ends_where_the_uninterrupted_run_ends(killed_and_
 @pytest.fixture(scope="module")
 def finished_run(tmp_path_factory):
     out = tmp_path_factory.mktemp("finished")
-    overrides = {
-        "data.train_samples": 64,
-        "train.batch_size": 32,
-        "train.epochs": 1,
-        "eval.every": 0,
-        "eval.train_samples": 100,
-        "monitor.samples": 64,
-        "train.device": "cpu",
-        "train.output_dir": str(out),
-    }
+    overrides = tiny(out, **{"train.epochs": 1})
     train("ijepa", overrides=overrides, progress=False)
     return out, overrides
 
@@ -159,19 +151,10 @@ def test_resume_from_a_checkpoint_of_another_version_raises_checkpoint_error(
 
 
 def test_a_run_stopped_by_the_collapse_alarm_keeps_its_state_and_refuses_to_resume(tmp_path):
-    overrides = {
-        "data.train_samples": 64,
-        "train.batch_size": 32,
-        "train.epochs": 2,
-        "eval.every": 0,
-        "eval.train_samples": 100,
-        "monitor.samples": 64,
-        "train.device": "cpu",
-        "train.log_every": 1,
-        "train.output_dir": str(tmp_path),
-        "monitor.alarm_rankme": 1000.0,
-        "monitor.on_collapse": "stop",
-    }
+    overrides = tiny(
+        tmp_path,
+        **{"train.log_every": 1, "monitor.alarm_rankme": 1000.0, "monitor.on_collapse": "stop"},
+    )
     with pytest.warns(CollapseWarning, match="stopping"):
         result = train("ijepa", overrides=overrides, progress=False)
     saved = load_checkpoint(tmp_path / "checkpoint.pt")
