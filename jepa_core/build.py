@@ -11,6 +11,7 @@ its last epoch checkpoint ends exactly where the uninterrupted run ends (CPU).
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 from collections.abc import Callable
@@ -78,15 +79,30 @@ def default_output_dir(cfg: Config) -> Path:
 def shared_run_dir(cfg: Config, root: str | Path) -> Path:
     """The folder of the run ``cfg`` describes in a store of finished runs shared by the
     notebooks: ``<root>/<method>-<dataset>-seed<seed>-<key>``, ``key`` a hash of every config
-    value that changes the trained weights (``checkpoint.RUN_INDEPENDENT_KEYS`` excluded). Two
-    notebooks asking for the same run (notebook 02's healthy I-JEPA and notebook 05's, say)
-    find one folder: the first trains it, the next resumes it at once."""
+    value that changes the trained weights (``checkpoint.RUN_INDEPENDENT_KEYS`` excluded) and of
+    the library's source (:func:`library_fingerprint`). Two notebooks asking for the same run
+    (notebook 02's healthy I-JEPA and notebook 05's, say) find one folder: the first trains it,
+    the next resumes it at once. After a change to the library, a recipe change no config key
+    names included, the same config gets a new folder and trains afresh."""
     from .checkpoint import RUN_INDEPENDENT_KEYS
 
     values = {k: v for k, v in cfg.flat().items() if k not in RUN_INDEPENDENT_KEYS}
+    values["library"] = library_fingerprint()
     key = hashlib.sha1(json.dumps(values, sort_keys=True, default=str).encode()).hexdigest()
     name = f"{cfg.loss.method}-{cfg.data.name}-seed{cfg.train.seed}-{key[:10]}"
     return resolve(root) / name
+
+
+@functools.cache
+def library_fingerprint(package: Path = Path(__file__).parent) -> str:
+    """A hash of the source of the library layer (``jepa_core/*.py``, ``jepa_core/data/*.py``
+    under ``package``): the code that decides what a run learns. The lessons, the runner and the
+    notebooks are left out; an edit anywhere in the library, a comment included, changes it."""
+    digest = hashlib.sha1()
+    for path in sorted([*package.glob("*.py"), *(package / "data").glob("*.py")]):
+        digest.update(path.relative_to(package).as_posix().encode())
+        digest.update(path.read_bytes())
+    return digest.hexdigest()
 
 
 def stream_seed(*parts: int) -> int:

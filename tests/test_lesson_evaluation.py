@@ -1,5 +1,8 @@
 from __future__ import annotations
 
+import shutil
+from pathlib import Path
+
 import matplotlib
 
 matplotlib.use("Agg")
@@ -11,6 +14,7 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
+import jepa_core.build as build
 from jepa_core.build import build_run, shared_run_dir
 from jepa_core.config import load_config
 from jepa_core.evaluate import knn_accuracy, linear_probe_accuracy
@@ -314,6 +318,36 @@ def test_train_or_resume_shares_one_folder_per_config(tmp_path):
     assert (
         changed.config.train.batch_size == 16 and int(changed.history["step"].iloc[-1]) == 64 // 16
     )
+
+
+def test_the_run_store_is_keyed_by_the_library_source_too(tmp_path, monkeypatch):
+    """A recipe change no config key names (new views, a fixed loss) must not reuse a finished
+    run of the old code: the same config gets another folder once the library changes."""
+    cfg = load_config("ijepa", TINY)
+    before = shared_run_dir(cfg, tmp_path)
+    assert shared_run_dir(load_config("ijepa", TINY), tmp_path) == before
+    monkeypatch.setattr(build, "library_fingerprint", lambda: "the library after an edit")
+    assert shared_run_dir(cfg, tmp_path) != before
+
+
+def test_the_library_fingerprint_follows_the_library_and_only_it(tmp_path):
+    package = Path(build.__file__).parent
+
+    def copy_with(name: str, edited: str | None) -> Path:
+        """A copy of the package, ``edited`` (a file under it) given one more comment line;
+        every copy is a new path, so the fingerprint's cache never answers for it."""
+        copy = tmp_path / name / "jepa_core"
+        shutil.copytree(package, copy, ignore=shutil.ignore_patterns("__pycache__"))
+        if edited:
+            path = copy / edited
+            path.write_text(path.read_text() + "\n# an edit\n")
+        return copy
+
+    original = build.library_fingerprint(package)
+    assert build.library_fingerprint(copy_with("same", None)) == original
+    assert build.library_fingerprint(copy_with("lesson", "lessons/collapse.py")) == original
+    assert build.library_fingerprint(copy_with("views", "data/views.py")) != original
+    assert build.library_fingerprint(copy_with("loss", "losses.py")) != original
 
 
 def test_train_or_resume_rejects_unknown_methods(tmp_path):

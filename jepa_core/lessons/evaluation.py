@@ -73,10 +73,11 @@ def train_or_resume(
     progress: bool = False,
 ) -> TrainResult:
     """Train ``method`` (a preset of ``jepa_core.config``) into the shared run store ``out``
-    with ``train.resume=True``. The folder is ``build.shared_run_dir``: one per config, so
-    notebooks 02, 04 and 05 asking for the same run share it, a finished run returns at once,
-    an interrupted one continues from its last epoch, and another config (a smoke run, other
-    overrides) gets its own folder instead of overwriting this one."""
+    with ``train.resume=True``. The folder is ``build.shared_run_dir``: one per config and
+    library source, so notebooks 02, 04 and 05 asking for the same run share it, a finished run
+    returns at once, an interrupted one continues from its last epoch, and another config (a
+    smoke run, other overrides) or another version of the library gets its own folder instead
+    of overwriting this one."""
     if method not in METHODS:
         raise ValueError(f"method must be one of {', '.join(METHODS)}; got {method!r}")
     if overrides is not None and not isinstance(overrides, Mapping):
