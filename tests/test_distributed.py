@@ -157,7 +157,9 @@ def test_batch_terms_on_two_ranks_equal_one_process_on_the_global_batch(tmp_path
         for rank, result in enumerate(ranks):
             got = result[method]
             for name, value in terms.items():
-                assert got["terms"][name] == pytest.approx(float(value), rel=1e-5, abs=1e-6), (
+                assert got["terms"][name] == pytest.approx(
+                    float(value.detach()), rel=1e-5, abs=1e-6
+                ), (
                     method,
                     rank,
                     name,
