@@ -157,3 +157,25 @@ def test_accuracy_vs_time_scores_every_budget_share_and_stops_at_the_budget(monk
             recorder({"seconds": step and step + 0.5, "epoch": step / 3, "step": step})
     assert [p["step"] for p in recorder.points] == [0, 2, 3, 4, 6, 8, 10]
     assert all(p["knn_student"] == 0.4 for p in recorder.points)
+
+
+def test_accuracy_vs_time_sets_a_key_for_one_method_only(tmp_path, capsys):
+    module = script("accuracy_vs_time")
+    args = ["--methods", "ijepa", "cjepa", "--datasets", "mnist5k", "--set", "train.epochs=4"]
+    args += ["--set-for", "cjepa", "train.epochs=2", "--set-for", "cjepa", "loss.vicreg_weight=1"]
+    parsed = module.build_parser().parse_args(args)
+    plans, skipped = module.plan_runs(parsed, tmp_path, tmp_path / "no_cifar")
+    assert skipped == {}
+    assert plans["mnist5k"]["ijepa"]["train.epochs"] == 4
+    assert "loss.vicreg_weight" not in plans["mnist5k"]["ijepa"]
+    assert plans["mnist5k"]["cjepa"]["train.epochs"] == 2
+    assert plans["mnist5k"]["cjepa"]["loss.vicreg_weight"] == 1
+    # a method that does not run, or a key the method refuses, stops before anything trains
+    for bad, culprit in (
+        (["--set-for", "lejepa", "train.epochs=2"], "lejepa"),
+        (["--set-for", "ijepa", "loss.vicreg_weight=1"], "vicreg_weight"),
+    ):
+        with pytest.raises(SystemExit):
+            module.main([*args, *bad, "--out", str(tmp_path)])
+        assert culprit in capsys.readouterr().err
+    assert not (tmp_path / "accuracy_vs_time.json").exists()
