@@ -298,7 +298,7 @@ def parse_overrides(pairs: list[str] | None) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for pair in pairs or []:
         if "=" not in pair:
-            raise ValueError(f"--set expects key=value, got {pair!r}")
+            raise ValueError(f"an override must be KEY=VALUE (e.g. train.epochs=3); got {pair!r}")
         key, text = pair.split("=", 1)
         out[key.strip()] = parse_value(text)
     return out

@@ -104,7 +104,7 @@ CASES = [
         "--set without '='",
         lambda: parse_overrides(["train.epochs"]),
         ValueError,
-        r"key=value.*train\.epochs",
+        r"KEY=VALUE.*train\.epochs",
     ),
     ("unknown device", lambda: resolve_device("tpu"), ValueError, r"train\.device.*'cpu'"),
     # --- datasets -------------------------------------------------------------------------------
