@@ -26,7 +26,15 @@ from torch.utils.data.distributed import DistributedSampler
 
 from . import distributed
 from .config import Config
-from .data import make_datasets, make_loader, with_crop, with_multi_views, with_two_views
+from .data import (
+    dataset_info,
+    local_view_size,
+    make_datasets,
+    make_loader,
+    with_crop,
+    with_multi_views,
+    with_two_views,
+)
 from .device import resolve_device
 from .ema import ema_start_for_run, momentum_schedule
 from .masks import sample_multiblock_masks
@@ -258,6 +266,9 @@ def training_views(cfg: Config, train_set: Any) -> Any:
             local_views=cfg.loss.local_views,
             global_scale=cfg.data.crop_scale,
             local_scale=cfg.loss.local_crop_scale,
+            local_size=local_view_size(
+                dataset_info(train_set).image_size, cfg.model.patch_size, cfg.loss.local_resolution
+            ),
         )
     return with_two_views(train_set, crop_scale=cfg.data.crop_scale)
 

@@ -113,6 +113,9 @@ class LossConfig:
     sigreg_directions: int | None = None  # lejepa: random directions M of SIGReg, new every step
     local_views: int | None = None  # lejepa: local views beside the 2 global ones
     local_crop_scale: tuple[float, float] | None = None  # lejepa: RandomResizedCrop of local views
+    # lejepa: side of the local views as a fraction of the global views' side, rounded to whole
+    # patches (the paper: 96 px against 224, 0.43); 1.0 encodes them at full resolution
+    local_resolution: float | None = None
     pixel_weight: float = 0.0  # any method: pixel-reconstruction auxiliary (0 = off)
 
 

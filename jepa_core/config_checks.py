@@ -282,6 +282,20 @@ def apply_method_terms(cfg: Config, explicitly_set: set[str]) -> None:
                 "loss.local_crop_scale must be a range [low, high] with 0 < low <= high <= 1; "
                 f"got {list(loss.local_crop_scale)}"
             )
+        if not 0 < loss.local_resolution <= 1:
+            raise ValueError(
+                f"loss.local_resolution must be in (0, 1]; got {loss.local_resolution}"
+            )
+        # A local view's shape changed from LeJEPA's default while there are no local views
+        # would be silently ignored (a saved run's full config repeats the defaults: allowed).
+        for name in ("local_crop_scale", "local_resolution"):
+            value, default = getattr(loss, name), METHOD_TERMS["lejepa"][name]
+            changed = tuple(value) != default if isinstance(default, tuple) else value != default
+            if changed and loss.local_views == 0:
+                raise ValueError(
+                    f"loss.{name} shapes the local views, but loss.local_views=0: set "
+                    f"loss.local_views >= 1 or remove loss.{name}"
+                )
     if loss.method == "hjepa":
         if any(w < 0 for w in loss.level_weights) or sum(loss.level_weights) <= 0:
             raise ValueError(

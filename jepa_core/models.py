@@ -28,7 +28,7 @@ import math
 from functools import partial
 
 import torch
-from timm.layers import PatchEmbed, build_sincos2d_pos_embed
+from timm.layers import PatchEmbed, build_sincos2d_pos_embed, resample_abs_pos_embed
 from timm.models.vision_transformer import Block
 from torch import nn
 
@@ -158,7 +158,10 @@ class Encoder(nn.Module):
 
         self.grid = (self.img_size[0] // patch_size, self.img_size[1] // patch_size)
         self.num_patches = self.grid[0] * self.grid[1]
-        self.patch_embed = PatchEmbed(self.img_size, patch_size, in_chans, embed_dim)
+        # Images of another size whose sides are whole patches (LeJEPA's local views) pass too.
+        self.patch_embed = PatchEmbed(
+            self.img_size, patch_size, in_chans, embed_dim, strict_img_size=False
+        )
         self.register_buffer("pos_embed", sincos_pos_embed(self.grid, embed_dim))
         self.blocks = _make_blocks(embed_dim, depth, num_heads, mlp_ratio, qkv_bias, drop_path_rate)
         self.norm = nn.LayerNorm(embed_dim, eps=LAYER_NORM_EPS)
@@ -166,8 +169,15 @@ class Encoder(nn.Module):
 
     def embed_patches(self, images: torch.Tensor) -> torch.Tensor:
         """Patch embeddings plus fixed positions, all patches: [B, N, D] (before any block).
-        timm's PatchEmbed checks the image size."""
-        return self.patch_embed(images) + self.pos_embed
+
+        An image of another size (its sides whole patches; timm's PatchEmbed checks) gets the
+        position grid resampled to its own grid (bicubic, timm's ``resample_abs_pos_embed``, as
+        DINO does for its local crops): a small view spans the whole image's positions."""
+        grid = (images.shape[-2] // self.patch_size, images.shape[-1] // self.patch_size)
+        pos = self.pos_embed
+        if grid != self.grid:
+            pos = resample_abs_pos_embed(pos, list(grid), list(self.grid), num_prefix_tokens=0)
+        return self.patch_embed(images) + pos
 
     def forward(self, images: torch.Tensor, keep: torch.Tensor | None = None) -> torch.Tensor:
         """images [B, C, H, W]; keep [B, K] row-major indices of the patches to keep.

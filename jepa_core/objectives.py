@@ -29,6 +29,8 @@ barely moved the embeddings' spread in a CPU-minute, on full views it did (READM
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
@@ -211,10 +213,16 @@ def two_view_embeddings(
     return pooled.unflatten(0, (2, -1))
 
 
-def view_embeddings(objective: Objective, encoder: nn.Module, images: Tensor) -> Tensor:
-    """LeJEPA's embeddings: the encoder on every view (``images`` = the V views one after
-    another, [V * b, C, H, W]), mean-pooled, [V, b, D]."""
-    return encoder(images).float().mean(dim=1).unflatten(0, (objective.views, -1))
+def view_embeddings(
+    objective: Objective, encoder: nn.Module, images: Tensor | Sequence[Tensor]
+) -> Tensor:
+    """LeJEPA's embeddings: the encoder on every view, mean-pooled, [V, b, D]. ``images``: the
+    V views one after another, [V * b, C, H, W], or a list of such tensors, one per view size
+    (the global views, then the smaller local ones)."""
+    groups = [images] if isinstance(images, Tensor) else list(images)
+    b = sum(g.shape[0] for g in groups) // objective.views
+    pooled = [encoder(g).float().mean(dim=1).unflatten(0, (-1, b)) for g in groups]
+    return torch.cat(pooled, dim=0)
 
 
 def jepa_batch_size(objective: Objective, n_images: int) -> int:

@@ -85,8 +85,9 @@ class TrainResult:
 def train_step(run: Run, micro_batches: Iterable[torch.Tensor], step: int) -> dict[str, float]:
     """One optimizer step over ``train.accumulate`` micro-batches; returns the logged terms.
 
-    Multi-view methods get each micro-batch as cat(view 1, view 2, ...); I-JEPA runs on the
-    first view. LeJEPA has no teacher and no masks: its step is 2-4 on every view, then 5-6.
+    Multi-view methods get each micro-batch as cat(view 1, view 2, ...) (LeJEPA's smaller local
+    views as a second tensor, :func:`batch_images`); I-JEPA runs on the first view. LeJEPA has
+    no teacher and no masks: its step is 2-4 on every view, then 5-6.
     """
     cfg, n_micro = run.cfg, run.cfg.train.accumulate
     logged: dict[str, float] = {}
@@ -190,7 +191,7 @@ def _train(run: Run, callbacks: list[Callable[[dict], None]], progress: bool) ->
     for epoch in range(start_epoch, cfg.train.epochs):
         seed_epoch(run, epoch)
         log.start_epoch()
-        batches = (_images(batch, run.device) for batch in epoch_loader(run, epoch))
+        batches = (batch_images(batch, run.device) for batch in epoch_loader(run, epoch))
         for _ in range(run.steps_per_epoch):
             try:
                 terms = train_step(run, islice(batches, cfg.train.accumulate), step)
@@ -243,10 +244,17 @@ def _start(run: Run, ckpt: Path) -> tuple[int, int, list[dict]]:
     return 0, 0, []
 
 
-def _images(batch, device: torch.device) -> torch.Tensor:
+def batch_images(batch, device: torch.device | str = "cpu") -> torch.Tensor | list[torch.Tensor]:
+    """The batch's images on ``device``: one tensor, or the views one after another
+    (cat(view 1, view 2, ...)); views of another size than the first (LeJEPA's local views)
+    follow as a second tensor."""
     images = batch[0]
-    if isinstance(images, (list, tuple)):  # two views: view a then view b
-        images = torch.cat(list(images), dim=0)
+    if isinstance(images, (list, tuple)):
+        same = [v for v in images if v.shape == images[0].shape]
+        other = [v for v in images if v.shape != images[0].shape]
+        groups = [torch.cat(same, dim=0)] + ([torch.cat(other, dim=0)] if other else [])
+        moved = [g.to(device, non_blocking=True) for g in groups]
+        return moved[0] if len(moved) == 1 else moved
     return images.to(device, non_blocking=True)
 
 

@@ -70,6 +70,7 @@ def test_vicreg_weight_under_pure_ijepa_is_an_error():
         ("loss.sigreg_directions", 64),
         ("loss.local_views", 2),
         ("loss.local_crop_scale", [0.1, 0.3]),
+        ("loss.local_resolution", 0.5),
         ("loss.projector_dims", [64, 64]),
     ],
 )
@@ -229,6 +230,10 @@ def test_teacher_ema_and_mask_keys_are_refused_under_lejepa(key, value):
         ({"loss.sigreg_directions": 0}, "loss.sigreg_directions"),
         ({"loss.local_views": -1}, "loss.local_views"),
         ({"loss.local_crop_scale": [0.5, 0.2]}, "loss.local_crop_scale"),
+        ({"loss.local_resolution": 0.0}, "loss.local_resolution"),
+        ({"loss.local_resolution": 0.75}, "loss.local_views=0"),
+        ({"loss.local_crop_scale": [0.1, 0.3]}, "loss.local_views=0"),
+        ({"loss.local_resolution": 1.5}, "loss.local_resolution"),
         ({"loss.projector_dims": [64, 0]}, "loss.projector_dims"),
         ({"loss.vicreg_weight": 1.0}, "loss.vicreg_weight"),
     ],

@@ -18,6 +18,7 @@ from jepa_core.data import (
     dataset_info,
     denormalize,
     folders,
+    local_view_size,
     make_datasets,
     make_loader,
     multi_view_transform,
@@ -402,6 +403,36 @@ def test_lejepa_views_are_two_global_then_the_local_ones(mnist5k):
         multi_view_transform(28, local_views=-1)
     with pytest.raises(ValueError, match="local_scale"):
         multi_view_transform(28, local_scale=(0.0, 0.3))
+
+
+@pytest.mark.parametrize(
+    "image_size,patch,resolution,expected",
+    [
+        (224, 16, 96 / 224, (96, 96)),  # the paper's 96-px local views of 224-px images
+        (28, 4, 0.5, (16, 16)),  # digits: 3.5 patches round to 4
+        (32, 4, 0.5, (16, 16)),  # CIFAR-10
+        (28, 4, 1.0, (28, 28)),  # full resolution
+        (28, 4, 0.01, (4, 4)),  # never below one patch
+        ((32, 16), 4, 0.5, (16, 8)),
+    ],
+)
+def test_local_view_size_is_the_resolution_rounded_to_whole_patches(
+    image_size, patch, resolution, expected
+):
+    assert local_view_size(image_size, patch, resolution) == expected
+
+
+def test_local_view_size_names_a_bad_argument():
+    with pytest.raises(ValueError, match="resolution"):
+        local_view_size(28, 4, 0.0)
+    with pytest.raises(ValueError, match="patch_size"):
+        local_view_size(28, 0, 0.5)
+
+
+def test_local_views_come_at_their_own_size_after_the_global_ones(mnist5k):
+    views = with_multi_views(mnist5k[0], local_views=3, local_size=16)
+    images, _ = views[0]
+    assert [tuple(v.shape) for v in images] == [(1, 28, 28)] * 2 + [(1, 16, 16)] * 3
 
 
 def test_tensor_image_dataset_rejects_float_images_outside_0_1():

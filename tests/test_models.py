@@ -6,6 +6,7 @@ import math
 
 import pytest
 import torch
+import torch.nn.functional as F
 from timm.layers import PatchEmbed, build_sincos2d_pos_embed
 from timm.models.vision_transformer import Block
 from torch import nn
@@ -111,6 +112,24 @@ def test_position_embedding_is_timm_sincos_in_row_major_order():
                 + [math.cos(col * w) for w in omega]
             )
             torch.testing.assert_close(pos[row * W + col], torch.tensor(expected))
+
+
+def test_a_smaller_image_gets_the_position_grid_resampled_to_its_own_grid():
+    """LeJEPA's local views: an 8 x 12 image on a 16 x 16 encoder (patch 4) has a 2 x 3 grid
+    whose positions are the 4 x 4 grid resized bicubically (checked against torch's own
+    interpolation); the encoder's own size keeps its grid unchanged."""
+    enc = small_encoder(depth=0)
+    small = torch.randn(2, 3, 8, 12)
+    grid = enc.pos_embed.reshape(1, 4, 4, -1).permute(0, 3, 1, 2)
+    resized = F.interpolate(grid, size=(2, 3), mode="bicubic", antialias=True)
+    expected_pos = resized.permute(0, 2, 3, 1).reshape(1, 6, -1)
+    with torch.no_grad():
+        assert torch.allclose(
+            enc.embed_patches(small), enc.patch_embed(small) + expected_pos, atol=1e-6
+        )
+        assert enc(small).shape == (2, 6, 32)
+        full = torch.randn(2, 3, 16, 16)
+        assert torch.equal(enc.embed_patches(full), enc.patch_embed(full) + enc.pos_embed)
 
 
 def test_encoder_is_assembled_from_timm_parts():
@@ -269,8 +288,8 @@ def test_width_not_divisible_by_four_or_heads_raises():
 
 def test_encoder_rejects_bad_images_and_keep():
     enc = small_encoder()
-    with pytest.raises(AssertionError, match="Input height"):  # timm's PatchEmbed checks the size
-        enc(torch.randn(2, 3, 8, 16))
+    with pytest.raises(AssertionError, match="divisible"):  # timm's PatchEmbed checks the size
+        enc(torch.randn(2, 3, 10, 16))
     with pytest.raises(RuntimeError, match="int64"):
         enc(torch.randn(2, 3, 16, 16), keep=torch.zeros(2, 3))
     with pytest.raises(RuntimeError, match="index"):

@@ -32,7 +32,7 @@ from jepa_core.ema import ema_start_for_run
 from jepa_core.lessons.loss_probes import objective_terms
 from jepa_core.losses import sigreg_loss
 from jepa_core.masks import apply_masks
-from jepa_core.train import CollapseWarning, load_trained, train, train_step
+from jepa_core.train import CollapseWarning, batch_images, load_trained, train, train_step
 
 REPO = Path(__file__).resolve().parents[1]
 BROKEN = {"ema.stop_grad": False, "ema.target_in_optimizer": True}
@@ -55,9 +55,7 @@ def cheap_knn(monkeypatch):
 
 def one_batch(run) -> tuple[torch.Tensor, object]:
     """The first batch of epoch 0 and its masks, exactly as the loop draws them."""
-    images = next(iter(epoch_loader(run, 0)))[0]
-    if isinstance(images, (list, tuple)):
-        images = torch.cat(list(images), dim=0)
+    images = batch_images(next(iter(epoch_loader(run, 0))))
     n = objectives.jepa_batch_size(run.objective, images.shape[0])
     return images, sample_masks(run, n, 0)
 
@@ -221,6 +219,29 @@ def test_lejepa_run_has_no_teacher_no_masks_and_trains_its_encoder_and_projector
     assert {"prediction", "sigreg", "loss"} <= set(logged)
     after = run.context_encoder.state_dict()
     assert any(not torch.equal(before[k], after[k]) for k in before)
+
+
+def test_lejepa_local_views_are_encoded_at_their_own_resolution(tmp_path):
+    """Local views at resolution 0.5 (16 px digits, a 4 x 4 grid): the step gets the global
+    views and the local ones as two tensors, and their pooled embeddings are those of each view
+    encoded on its own, global views first."""
+    overrides = tiny(tmp_path, **{"loss.local_views": 2, "loss.local_resolution": 0.5})
+    run = build_run(load_config("lejepa", overrides))
+    batch = next(iter(epoch_loader(run, 0)))
+    globals_, locals_ = batch_images(batch, run.device)
+    assert globals_.shape[-2:] == (28, 28) and locals_.shape[-2:] == (16, 16)
+    assert globals_.shape[0] == locals_.shape[0] == 2 * len(batch[1])
+    run.context_encoder.eval()
+    with torch.no_grad():
+        pooled = objectives.view_embeddings(run.objective, run.context_encoder, [globals_, locals_])
+        one_by_one = torch.stack(
+            [run.context_encoder(v).mean(dim=1) for v in batch[0]]  # view by view
+        )
+    assert pooled.shape == (4, len(batch[1]), run.context_encoder.embed_dim)
+    assert torch.allclose(pooled, one_by_one, atol=1e-5)
+    run.context_encoder.train()
+    logged = train_step(run, [[globals_, locals_]], 0)
+    assert math.isfinite(logged["loss"]) and logged["sigreg"] > 0
 
 
 def test_lejepa_loss_is_one_minus_lambda_prediction_plus_lambda_sigreg(tmp_path):

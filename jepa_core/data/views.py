@@ -9,13 +9,14 @@ NT-Xent) or several (LeJEPA's global and local views).
   affine moves (measured: LeJEPA's pooled 20-NN on mnist5k after 3 epochs, 0.668 with
   RandomAffine(10 degrees, 10% translation) after the crop, 0.714 without; README).
 * LeJEPA (Balestriero & LeCun 2025; rbalestr-lab/lejepa) draws 2 global views (crop scale
-  0.3-1.0) and several local views (small crops, 0.05-0.3 at a lower resolution in the paper).
-  Here every view keeps the image's resolution (the encoder has one position grid): local
-  views are small crops enlarged, ``with_multi_views``.
+  0.3-1.0) and several local views: small crops (0.05-0.3 in the paper) at a lower resolution
+  (96 px against 224), ``with_multi_views``; ``local_view_size`` rounds that resolution to
+  whole patches, and the encoder resamples its position grid to the smaller view.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from typing import Any
 
@@ -130,6 +131,23 @@ def two_view_transform(
     return TwoViews(augmented_view(image_size, natural, crop_scale, num_channels=num_channels))
 
 
+def local_view_size(
+    image_size: int | tuple[int, int], patch_size: int, resolution: float
+) -> tuple[int, int]:
+    """The pixel size of LeJEPA's local views: ``resolution`` times the global side, rounded to
+    whole patches (at least one): ``round(resolution * side / patch) * patch`` per side. The
+    paper encodes 224-px global views and 96-px local ones (resolution 0.43); at 0.5 a 28-px
+    digit's local views are 16 px (4 x 4 patches of 4 px, a third of the 7 x 7 tokens)."""
+    if isinstance(patch_size, bool) or not isinstance(patch_size, int) or patch_size < 1:
+        raise ValueError(f"patch_size must be an int >= 1, got {patch_size!r}")
+    if not 0 < resolution <= 1:
+        raise ValueError(f"resolution must be in (0, 1], got {resolution!r}")
+    return tuple(
+        max(1, math.floor(resolution * side / patch_size + 0.5)) * patch_size
+        for side in _size(image_size)
+    )
+
+
 def multi_view_transform(
     image_size: int | tuple[int, int],
     natural: bool = True,
@@ -137,15 +155,20 @@ def multi_view_transform(
     local_scale: tuple[float, float] = (0.1, 0.4),
     *,
     local_views: int = 2,
+    local_size: int | tuple[int, int] | None = None,
     num_channels: int = 3,
 ) -> Views:
     """LeJEPA's views: 2 global views (:func:`augmented_view` at ``global_scale``), then
-    ``local_views`` local ones (the same pipeline on small crops, ``local_scale``)."""
+    ``local_views`` local ones (the same pipeline on small crops, ``local_scale``, resized to
+    ``local_size``; None: the global size)."""
     if isinstance(local_views, bool) or not isinstance(local_views, int) or local_views < 0:
         raise ValueError(f"local_views must be an int >= 0, got {local_views!r}")
     view = augmented_view(image_size, natural, global_scale, num_channels=num_channels)
     local = augmented_view(
-        image_size, natural, _scale("local_scale", local_scale), num_channels=num_channels
+        image_size if local_size is None else local_size,
+        natural,
+        _scale("local_scale", local_scale),
+        num_channels=num_channels,
     )
     return Views(view, view, *([local] * local_views))
 
@@ -198,9 +221,11 @@ def with_multi_views(
     local_views: int,
     global_scale: tuple[float, float] | None = None,
     local_scale: tuple[float, float] = (0.1, 0.4),
+    local_size: int | tuple[int, int] | None = None,
 ) -> Dataset:
     """The same images yielding ``((global_a, global_b, local_1, ...), label)``:
-    :func:`multi_view_transform` with the dataset's own kind (digits or natural)."""
+    :func:`multi_view_transform` with the dataset's own kind (digits or natural); local views
+    ``local_size`` pixels (None: the dataset's size)."""
     return with_views(
         dataset,
         lambda base: multi_view_transform(
@@ -209,6 +234,7 @@ def with_multi_views(
             global_scale=global_scale,
             local_scale=local_scale,
             local_views=local_views,
+            local_size=local_size,
             num_channels=base.num_channels,
         ),
     )
