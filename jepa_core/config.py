@@ -67,7 +67,8 @@ class DataConfig:
     image_size: int | None = None  # None: the dataset's native size
     train_samples: int | None = None  # a fixed random subset of the training set (smoke runs)
     # RandomResizedCrop scale of the training views; None: (0.3, 1.0) for I-JEPA's single view
-    # and LeJEPA's global views of photographs, (0.5, 1.0) for two-view digits (data/views.py)
+    # and for photographs, (0.85, 1.0) for C-JEPA's and NT-Xent's digit views, (0.5, 1.0) for
+    # LeJEPA's digit views (data/views.py)
     crop_scale: tuple[float, float] | None = None
     num_workers: int = 0
 

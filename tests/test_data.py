@@ -348,7 +348,10 @@ def test_digit_views_have_no_flip_and_no_colour_but_natural_views_do():
 def test_with_two_views_infers_digits_yields_normalised_pairs_and_pickles(mnist5k):
     train = mnist5k[0]
     views = with_two_views(train)
-    assert views.transform.view.transforms[0].scale == (0.5, 1.0)  # the digit recipe
+    assert views.transform.view.transforms[0].scale == (0.85, 1.0)  # gentle two-view digit crops
+    lejepa_views = with_multi_views(train, local_views=0).transform.views
+    assert lejepa_views[0].transforms[0].scale == (0.5, 1.0)  # LeJEPA's digit views: stronger
+    assert two_view_transform(32, natural=True).view.transforms[0].scale == (0.3, 1.0)
     assert train.transform is None  # the original dataset is untouched
     torch.manual_seed(0)
     (view_a, view_b), label = views[5]

@@ -25,6 +25,8 @@ from torch.utils.data import Dataset, Subset
 
 from .datasets import _check_image_size, _unwrap
 
+TWO_VIEW_DIGIT_CROP = (0.85, 1.0)  # the crop scale of C-JEPA's and NT-Xent's two digit views
+
 
 class Views:
     """Map one float [0, 1] image ``[C, H, W]`` to a tuple of views, one per transform."""
@@ -95,7 +97,8 @@ def augmented_view(
     natural (SimCLR / VICReg recipe): RandomResizedCrop(image_size, scale=crop_scale, default
     (0.3, 1.0) as in I-JEPA), RandomHorizontalFlip, RandomApply(ColorJitter(0.4, 0.4, 0.2,
     0.1), p=0.8), and RandomGrayscale(0.2) when ``num_channels == 3``.
-    digits (``natural=False``): RandomResizedCrop(scale=crop_scale, default (0.5, 1.0), ratio
+    digits (``natural=False``): RandomResizedCrop(scale=crop_scale, default (0.5, 1.0), the
+    scale of LeJEPA's digit views; two-view digits: :func:`two_view_transform`; ratio
     (0.8, 1.25)) alone; no flips, no colour, no affine moves (they cost pooled 20-NN here).
     Normalisation comes after, from the dataset.
     """
@@ -127,7 +130,12 @@ def two_view_transform(
     *,
     num_channels: int = 3,
 ) -> TwoViews:
-    """Two independent draws of :func:`augmented_view` of one image."""
+    """Two independent draws of :func:`augmented_view` of one image. Digits default to gentle
+    crops, scale (0.85, 1.0): C-JEPA's teacher scored pooled 20-NN 0.478 / 0.624 / 0.680 /
+    0.727 after 3 epochs of mnist5k (seed 0) at scales from 0.3 / 0.5 / 0.7 / 0.85 to 1.0, and
+    0.715 at 0.85 with seed 1 (README "The digit crops"). LeJEPA's views keep (0.5, 1.0)."""
+    if crop_scale is None and not natural:
+        crop_scale = TWO_VIEW_DIGIT_CROP
     return TwoViews(augmented_view(image_size, natural, crop_scale, num_channels=num_channels))
 
 
