@@ -23,6 +23,7 @@ from typing import Any
 import torch
 from torch.utils.data import Dataset, Subset
 
+from ..checks import int_at_least
 from .datasets import _check_image_size, _unwrap
 
 TWO_VIEW_DIGIT_CROP = (0.85, 1.0)  # the crop scale of C-JEPA's and NT-Xent's two digit views
@@ -146,8 +147,7 @@ def local_view_size(
     whole patches (at least one): ``round(resolution * side / patch) * patch`` per side. The
     paper encodes 224-px global views and 96-px local ones (resolution 0.43); at 0.5 a 28-px
     digit's local views are 16 px (4 x 4 patches of 4 px, a third of the 7 x 7 tokens)."""
-    if isinstance(patch_size, bool) or not isinstance(patch_size, int) or patch_size < 1:
-        raise ValueError(f"patch_size must be an int >= 1, got {patch_size!r}")
+    patch_size = int_at_least("patch_size", patch_size, 1)
     if not 0 < resolution <= 1:
         raise ValueError(f"resolution must be in (0, 1], got {resolution!r}")
     return tuple(
