@@ -30,7 +30,7 @@ METHOD_TERMS: dict[str, dict[str, Any]] = {
     # 0.05, 0.65 at 0.1, 0.67 at 0.2; 0.44 at 0.4 with lr 5e-3). M = 256 (the minimal example's;
     # 1024 scored the same); a projector 512-512-32 with BatchNorm and ReLU (the minimal example's
     # shape, narrower; its recommended output is 16): mnist5k, 3 epochs, seeds 0-3, pooled 20-NN
-    # 0.706 / 0.719 / 0.613 / 0.637 (mean 0.669) against 0.674 / 0.619 / 0.669 / 0.563 (0.631)
+    # 0.706 / 0.719 / 0.613 / 0.637 (mean 0.669) against 0.674 / 0.612 / 0.663 / 0.563 (0.628)
     # with 64 outputs; 16 outputs 0.669 at seed 0, 128 lower (README "The LeJEPA recipe"). The
     # numbers below were measured with 64 outputs. The 2 global views only: local views at half
     # the side (16 px, as the paper's 96 px beside 224) did not pay for themselves (mnist5k, 3
