@@ -73,6 +73,18 @@ def state_dicts_equal(a: torch.nn.Module, b: torch.nn.Module) -> bool:
     return sa.keys() == sb.keys() and all(torch.equal(sa[k], sb[k]) for k in sa)
 
 
+def kill_in_epoch_2(method: str, overrides: dict) -> None:
+    """Train ``method`` until its first history row of epoch 2, then kill it (KeyboardInterrupt):
+    epoch 1's checkpoint is on disk, epoch 2's is not yet."""
+
+    def kill(row: dict) -> None:
+        if row["epoch"] > 1:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        train(method, overrides=overrides, callbacks=[kill], progress=False)
+
+
 # --- 1. compliance: the teacher is I-JEPA's ---------------------------------------------------
 
 
@@ -277,12 +289,7 @@ def test_lejepa_resumes_to_the_uninterrupted_run_and_reloads_without_a_teacher(c
     full = train("lejepa", overrides=tiny(tmp_path / "full"), progress=False)
     overrides = tiny(tmp_path / "killed")
 
-    def kill_in_epoch_2(row: dict) -> None:
-        if row["epoch"] > 1:
-            raise KeyboardInterrupt
-
-    with pytest.raises(KeyboardInterrupt):
-        train("lejepa", overrides=overrides, callbacks=[kill_in_epoch_2], progress=False)
+    kill_in_epoch_2("lejepa", overrides)
     resumed = train("lejepa", overrides={**overrides, "train.resume": True}, progress=False)
     pd.testing.assert_frame_equal(without_seconds(full.history), without_seconds(resumed.history))
     assert state_dicts_equal(full.context_encoder, resumed.context_encoder)
@@ -367,12 +374,7 @@ def test_same_seed_gives_identical_history_and_other_seed_does_not(
 def test_resume_after_kill_matches_uninterrupted_run(cheap_knn, cjepa_3_epochs, tmp_path):
     overrides = tiny(tmp_path / "killed", **{"train.epochs": 3})
 
-    def kill_in_epoch_2(row: dict) -> None:
-        if row["epoch"] > 1:  # epoch 1's checkpoint is on disk; epoch 2's is not yet
-            raise KeyboardInterrupt
-
-    with pytest.raises(KeyboardInterrupt):
-        train("cjepa", overrides=overrides, callbacks=[kill_in_epoch_2], progress=False)
+    kill_in_epoch_2("cjepa", overrides)
     assert load_checkpoint(tmp_path / "killed" / "checkpoint.pt")["epoch"] == 1
 
     resumed = train("cjepa", overrides={**overrides, "train.resume": True}, progress=False)
@@ -391,12 +393,7 @@ def test_a_data_worker_keeps_runs_reproducible_and_resumable(cheap_knn, tmp_path
     whole = train("cjepa", overrides=overrides, progress=False)
     killed = tiny(tmp_path / "killed", **{"data.num_workers": 1})
 
-    def kill_in_epoch_2(row: dict) -> None:
-        if row["epoch"] > 1:
-            raise KeyboardInterrupt
-
-    with pytest.raises(KeyboardInterrupt):
-        train("cjepa", overrides=killed, callbacks=[kill_in_epoch_2], progress=False)
+    kill_in_epoch_2("cjepa", killed)
     resumed = train("cjepa", overrides={**killed, "train.resume": True}, progress=False)
     pd.testing.assert_frame_equal(without_seconds(resumed.history), without_seconds(whole.history))
     assert state_dicts_equal(resumed.context_encoder, whole.context_encoder)
