@@ -175,7 +175,12 @@ def test_a_target_that_is_not_a_copy_of_the_online_module_fails():
 
 
 # --- the run-length rule -------------------------------------------------------------------
-from jepa_core.ema import OFFICIAL_EMA_START, ema_start_for_run, initial_weight_share  # noqa: E402
+from jepa_core.ema import (  # noqa: E402
+    OFFICIAL_EMA_START,
+    ema_start_for_run,
+    initial_weight_share,
+    teacher_lag,
+)
 
 
 @pytest.mark.parametrize("total_steps", [2303, 5000, 190_000])
@@ -199,6 +204,32 @@ def test_papers_momentum_over_a_short_cpu_run_keeps_most_of_the_random_teacher()
     share = initial_weight_share(0.996, 93)
     assert share == pytest.approx(math.exp(-0.004 * 93 / 2), rel=0.01)
     assert 0.8 < share < 0.86
+
+
+# --- how far the teacher trails the student -----------------------------------------------
+@pytest.mark.parametrize("m", [0.9, 0.99, 0.996])
+def test_a_constant_momentum_trails_by_m_over_one_minus_m(m):
+    """sum_k k (1 - m) m^k / sum_k (1 - m) m^k = m / (1 - m) once the run is long."""
+    assert teacher_lag(m, 20_000, end=m) == pytest.approx(m / (1 - m), rel=1e-6)
+
+
+def test_the_lag_is_a_weighted_mean_age_of_the_student_snapshots():
+    # Two updates at m = 0.5: the teacher is 0.25 init + 0.25 student_0 + 0.5 student_1,
+    # student_1 being the latest (age 0), student_0 one step older: lag (0.25 * 1) / 0.75.
+    assert teacher_lag(0.5, 2, end=0.5) == pytest.approx(1 / 3)
+    assert teacher_lag(0.0, 7, end=0.0) == 0.0  # m = 0: the teacher is the latest student
+
+
+def test_a_ramp_to_one_leaves_short_runs_far_behind():
+    """0.996 -> 1 trails by ~4.5% of I-JEPA's 190,000 steps, by ~40% of a 2,343-step run."""
+    assert teacher_lag(0.996, 190_000) / 190_000 == pytest.approx(0.0455, abs=0.001)
+    assert teacher_lag(0.996, 2343) / 2343 == pytest.approx(0.40, abs=0.01)
+    assert teacher_lag(0.996, 2343, end=0.996) < teacher_lag(0.996, 2343) / 3
+
+
+def test_a_frozen_teacher_has_no_lag():
+    with pytest.raises(ValueError, match="frozen"):
+        teacher_lag(1.0, 10)
 
 
 @pytest.mark.parametrize(
