@@ -36,7 +36,7 @@ from .data import (
     with_two_views,
 )
 from .device import resolve_device
-from .ema import ema_start_for_run, momentum_schedule
+from .ema import ema_end_for_run, ema_start_for_run, momentum_schedule
 from .masks import sample_multiblock_masks
 from .models import MODEL_PRESETS, build_models
 from .objectives import Objective
@@ -248,7 +248,11 @@ def build_run(cfg: Config, dist_ctx: distributed.DistContext | None = None) -> R
     if cfg.loss.method != "lejepa":  # LeJEPA has no teacher
         total = cfg.train.epochs * steps_per_epoch
         start = ema_start_for_run(total) if cfg.ema.start is None else cfg.ema.start
-        end = start if cfg.ema.kind == "constant" else cfg.ema.end
+        end = cfg.ema.end
+        if cfg.ema.kind == "constant":
+            end = start
+        elif end is None:  # the run-length rule's end for the linear ramp, BYOL's 1 for cosine
+            end = ema_end_for_run(start, total) if cfg.ema.kind == "linear" else 1.0
         run.momentum = momentum_schedule(start, end, total_steps=total, kind=cfg.ema.kind)
     check_teacher(run)
     return run

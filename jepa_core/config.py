@@ -125,7 +125,10 @@ class EmaConfig:
     # None: the run-length rule, jepa_core.ema.ema_start_for_run (0.996, the paper's, for runs of
     # >= 2,303 steps; faster for shorter runs, so the teacher forgets its initialisation)
     start: float | None = None
-    end: float = 1.0
+    # None: the rule's other end, jepa_core.ema.ema_end_for_run (linear): the teacher trails its
+    # student by at most the paper's share of the run (1.0 for the paper's 187,500 steps; the
+    # start held constant for runs of up to ~5,500); 1.0 for cosine; the start for constant
+    end: float | None = None
     kind: Literal["linear", "cosine", "constant"] = "linear"
     # Collapse-lab switches that break I-JEPA's asymmetry on purpose:
     stop_grad: bool = True  # False: the target branch stays in the autograd graph

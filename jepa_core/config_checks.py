@@ -155,7 +155,7 @@ def check_ranges(cfg: Config, explicitly_set: set[str]) -> None:
         "in [0, 1)",
     )
     need(e.start is None or 0.0 <= e.start <= 1.0, "ema.start", e.start, "in [0, 1] or null")
-    need(0.0 <= e.end <= 1.0, "ema.end", e.end, "in [0, 1]")
+    need(e.end is None or 0.0 <= e.end <= 1.0, "ema.end", e.end, "in [0, 1] or null")
     need(
         e.kind != "constant" or e.start is not None,
         "ema.start",

@@ -18,11 +18,19 @@ steps, the share of its initial weights the teacher still holds at the end is
 
     prod_t m(t) ~= exp(-sum_t (1 - m(t))) = exp(-(1 - m0) T / 2)
 
-The official 0.996 over I-JEPA's ~190,000 steps (300 ImageNet epochs at batch 2,048) leaves
+The official 0.996 over I-JEPA's 187,500 steps (300 ImageNet epochs at batch 2,048) leaves
 exp(-375), nothing; over a 93-step CPU run it leaves exp(-0.19) = 83%: the "teacher" is
 mostly its random initialisation and the student learns to predict noise. The rule asks the
 teacher to keep at most ``keep`` = 1% of its initialisation: 1 - m0 >= 2 ln(1 / keep) / T,
 m0 = min(0.996, 1 - 2 ln(100) / T), the paper's value for every run of >= 2,303 steps.
+
+The other end (:func:`ema_end_for_run`, ``ema.end = None``). A ramp to 1 freezes the teacher
+towards the end while the student goes on learning: the teacher trails its student by
+:func:`teacher_lag` steps. The paper's ramp leaves it 4.5% of its 187,500-step run behind; the
+same ramp over a short run, from the rule's start, about 40% (37 of 93 steps). The rule ends
+the ramp where the teacher trails by at most the paper's share of the run, or, where even a
+constant momentum trails by more, holds the start constant (about 10% of a short run): the
+paper's schedule for the paper's run, a constant momentum for runs of 16 to ~5,500 steps.
 """
 
 from __future__ import annotations
@@ -31,6 +39,7 @@ import math
 from collections.abc import Callable
 from numbers import Real
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -49,6 +58,9 @@ def _check_unit_interval(name: str, value: object) -> float:
 
 
 OFFICIAL_EMA_START = 0.996  # I-JEPA's configs (ema: [0.996, 1.0])
+# I-JEPA's run: 300 epochs of ImageNet-1k (1,281,167 images) at batch 2,048 with the last
+# partial batch dropped (official configs, in1k_vith14_ep300.yaml): 625 steps an epoch.
+OFFICIAL_RUN_STEPS = 300 * (1_281_167 // 2_048)
 
 
 def ema_start_for_run(total_steps: int, keep: float = 0.01) -> float:
@@ -84,21 +96,53 @@ def teacher_lag(start: float, total_steps: int, end: float = 1.0) -> float:
     it about 8,600 steps (4.5% of the run) behind; over a 2,343-step CPU run, about 940 steps
     (40% of the run), and the run-length rule's start leaves the same share over short runs
     (37 of 93 steps)."""
-    schedule = momentum_schedule(start, end, total_steps=total_steps, kind="linear")
-    later = 1.0  # prod_{r > t} m_r, built from the last update backwards
-    weighted_age = total_weight = 0.0
-    for step in range(total_steps - 1, -1, -1):
-        m = schedule(step)
-        weight = (1.0 - m) * later
-        weighted_age += weight * (total_steps - 1 - step)
-        total_weight += weight
-        later *= m
+    momentum_schedule(start, end, total_steps=total_steps, kind="linear")  # validates them
+    steps = np.arange(total_steps)
+    m = start + (end - start) * steps / total_steps  # the linear schedule at steps 0..T-1
+    later = np.append(np.cumprod(m[::-1])[::-1][1:], 1.0)  # prod_{r > t} m_r
+    weight = (1.0 - m) * later
+    total_weight = weight.sum()
     if total_weight == 0.0:
         raise ValueError(
             f"a teacher frozen at momentum 1 (start={start!r}, end={end!r}) never takes the "
             "student's weights, so it has no lag"
         )
-    return weighted_age / total_weight
+    return float((weight * (total_steps - 1 - steps)).sum() / total_weight)
+
+
+def ema_end_for_run(start: float, total_steps: int) -> float:
+    """The end of the linear ramp from ``start`` over ``total_steps`` that leaves the teacher
+    no further behind its student, as a share of the run, than I-JEPA's ramp leaves it behind
+    over its own run (0.996 -> 1 over :data:`OFFICIAL_RUN_STEPS`: 4.5%), and never below
+    ``start`` (where even a constant momentum trails by more, the momentum is held):
+
+        end = start                                  if lag(start, T, start) >= s_paper T
+        end = max{e in [start, 1] : lag(start, T, e) <= s_paper T}                  otherwise
+
+    with ``lag`` = :func:`teacher_lag`, found by bisection (the lag grows with e). 1.0 for the
+    paper's own run and longer; ``start`` itself (a constant momentum) for runs of 16 to about
+    5,500 steps at the run-length rule's start, whose constant lag is about a tenth of a short
+    run (9 of 93 steps) and 249 steps at 0.996 (below 16 steps the rule's start is so low that
+    a partial ramp still trails by less than the paper's share)."""
+    if isinstance(total_steps, bool) or not isinstance(total_steps, int) or total_steps < 1:
+        raise ValueError(f"total_steps must be an int >= 1, got {total_steps!r}")
+    start = _check_unit_interval("start", start)
+    if start == 1.0:  # a frozen teacher: nothing to end
+        return 1.0
+    paper_share = teacher_lag(OFFICIAL_EMA_START, OFFICIAL_RUN_STEPS) / OFFICIAL_RUN_STEPS
+    allowed = paper_share * total_steps
+    if teacher_lag(start, total_steps, end=start) >= allowed:  # any ramp would trail more
+        return start
+    if teacher_lag(start, total_steps, end=1.0) <= allowed:
+        return 1.0
+    low, high = start, 1.0  # lag(low) <= allowed < lag(high)
+    for _ in range(50):
+        middle = (low + high) / 2.0
+        if teacher_lag(start, total_steps, end=middle) <= allowed:
+            low = middle
+        else:
+            high = middle
+    return low
 
 
 def momentum_schedule(

@@ -52,7 +52,8 @@ METHOD_SPECIFIC = sorted({k for terms in METHOD_TERMS.values() for k in terms})
 
 PRESETS: dict[str, dict[str, Any]] = {
     # I-JEPA as published (Assran et al., CVPR 2023; official code facebookresearch/ijepa):
-    # linear EMA 0.996 -> 1.0, MSE (the paper's L2), no embedding normalisation, 4 targets at
+    # linear EMA 0.996 -> 1.0 over the paper's run (sized to shorter runs by the run-length
+    # rule, jepa_core.ema), MSE (the paper's L2), no embedding normalisation, 4 targets at
     # 0.15-0.2 / aspect 0.75-1.5, one context block at 0.85-1.0. Targets are layer-normed as
     # in the official code (loss.target_layer_norm).
     "ijepa": {"loss.method": "ijepa"},

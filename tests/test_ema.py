@@ -177,6 +177,8 @@ def test_a_target_that_is_not_a_copy_of_the_online_module_fails():
 # --- the run-length rule -------------------------------------------------------------------
 from jepa_core.ema import (  # noqa: E402
     OFFICIAL_EMA_START,
+    OFFICIAL_RUN_STEPS,
+    ema_end_for_run,
     ema_start_for_run,
     initial_weight_share,
     teacher_lag,
@@ -227,9 +229,67 @@ def test_a_ramp_to_one_leaves_short_runs_far_behind():
     assert teacher_lag(0.996, 2343, end=0.996) < teacher_lag(0.996, 2343) / 3
 
 
+@pytest.mark.parametrize(
+    "start,end,total_steps", [(0.9, 1.0, 50), (0.5, 0.9, 7), (0.99, 0.99, 300)]
+)
+def test_the_lag_matches_a_step_by_step_unrolling_of_the_schedule(start, end, total_steps):
+    """An independent computation: carry the teacher as a mixture {age: weight} through every
+    update of momentum_schedule, then take the weighted mean age of the student's share."""
+    schedule = momentum_schedule(start, end, total_steps=total_steps, kind="linear")
+    mixture: dict[int, float] = {}  # age of a student snapshot -> its share of the teacher
+    for step in range(total_steps):
+        m = schedule(step)
+        mixture = {age + 1: m * w for age, w in mixture.items()}
+        mixture[0] = 1.0 - m
+    lag = sum(age * w for age, w in mixture.items()) / sum(mixture.values())
+    assert teacher_lag(start, total_steps, end=end) == pytest.approx(lag, rel=1e-9)
+
+
 def test_a_frozen_teacher_has_no_lag():
     with pytest.raises(ValueError, match="frozen"):
         teacher_lag(1.0, 10)
+
+
+# --- the rule's other end ------------------------------------------------------------------
+def test_the_papers_run_is_300_epochs_of_625_steps_and_keeps_its_ramp_to_one():
+    assert OFFICIAL_RUN_STEPS == 187_500
+    assert ema_end_for_run(OFFICIAL_EMA_START, OFFICIAL_RUN_STEPS) == 1.0
+    assert ema_end_for_run(OFFICIAL_EMA_START, 10 * OFFICIAL_RUN_STEPS) == 1.0
+
+
+@pytest.mark.parametrize("total_steps", [16, 93, 310, 1170, 2343, 5000])
+def test_short_runs_hold_the_rules_start_constant(total_steps):
+    """Even a constant momentum trails by more than the paper's 4.6% of these runs: any ramp
+    would leave the teacher further behind, so the rule holds the start."""
+    start = ema_start_for_run(total_steps)
+    assert ema_end_for_run(start, total_steps) == start
+    assert teacher_lag(start, total_steps, end=start) < teacher_lag(start, total_steps) / 3
+
+
+@pytest.mark.parametrize("total_steps", [10_000, 50_000])
+def test_between_the_two_the_ramp_ends_where_the_lag_is_the_papers_share(total_steps):
+    paper_share = teacher_lag(OFFICIAL_EMA_START, OFFICIAL_RUN_STEPS) / OFFICIAL_RUN_STEPS
+    assert paper_share == pytest.approx(0.0458, abs=0.0005)
+    end = ema_end_for_run(OFFICIAL_EMA_START, total_steps)
+    assert OFFICIAL_EMA_START < end < 1.0
+    lag_share = teacher_lag(OFFICIAL_EMA_START, total_steps, end=end) / total_steps
+    assert lag_share == pytest.approx(paper_share, rel=1e-6)
+
+
+def test_a_frozen_start_has_nothing_to_end():
+    assert ema_end_for_run(1.0, 100) == 1.0
+
+
+@pytest.mark.parametrize(
+    "kwargs,culprit",
+    [
+        ({"start": 0.9, "total_steps": 0}, "total_steps"),
+        ({"start": 1.5, "total_steps": 9}, "start"),
+    ],
+)
+def test_end_rule_refuses_bad_arguments(kwargs, culprit):
+    with pytest.raises(ValueError, match=culprit):
+        ema_end_for_run(**kwargs)
 
 
 @pytest.mark.parametrize(

@@ -194,22 +194,39 @@ def test_broken_switches_put_every_target_param_in_the_optimizer_and_give_it_gra
     assert any(g.abs().sum() > 0 for g in target_grads)
 
 
-def test_ijepa_defaults_are_linear_ema_to_1_by_the_run_length_rule_and_mse():
+def test_ijepa_defaults_are_a_linear_ema_sized_by_the_run_length_rule_and_mse():
     cfg = load_config("ijepa")
-    assert (cfg.ema.kind, cfg.ema.start, cfg.ema.end) == ("linear", None, 1.0)
+    assert (cfg.ema.kind, cfg.ema.start, cfg.ema.end) == ("linear", None, None)
     assert cfg.loss.kind == "mse"
     assert cfg.ema.stop_grad and not cfg.ema.target_in_optimizer
 
 
 @pytest.mark.parametrize("start", [None, 0.996])
-def test_built_momentum_rises_linearly_over_the_whole_run(start, tmp_path):
-    run = build_run(load_config("ijepa", tiny(tmp_path, **{"ema.start": start})))
+def test_built_momentum_rises_linearly_to_one_when_the_end_is_given(start, tmp_path):
+    run = build_run(load_config("ijepa", tiny(tmp_path, **{"ema.start": start, "ema.end": 1.0})))
     total = run.cfg.train.epochs * run.steps_per_epoch
     m0 = ema_start_for_run(total) if start is None else start
     assert m0 == pytest.approx(max(0, 1 - 2 * math.log(100) / total) if start is None else 0.996)
     assert run.momentum(0) == pytest.approx(m0)
     assert run.momentum(total // 2) == pytest.approx(m0 + (1 - m0) * (total // 2) / total)
     assert run.momentum(total) == pytest.approx(1.0)
+
+
+@pytest.mark.parametrize("start", [None, 0.996])
+def test_a_short_run_holds_its_starting_momentum_by_default(start, tmp_path):
+    """ema.end = None: the rule's end, which for a run of 20 steps is the start itself."""
+    overrides = tiny(tmp_path, **{"ema.start": start, "train.epochs": 10})  # 10 x 2 steps
+    run = build_run(load_config("ijepa", overrides))
+    total = run.cfg.train.epochs * run.steps_per_epoch
+    m0 = ema_start_for_run(total) if start is None else start
+    assert [run.momentum(step) for step in (0, total // 2, total)] == [m0] * 3
+
+
+def test_a_cosine_ramp_left_without_an_end_keeps_byols_end(tmp_path):
+    run = build_run(load_config("ijepa", tiny(tmp_path, **{"ema.kind": "cosine"})))
+    total = run.cfg.train.epochs * run.steps_per_epoch
+    assert run.momentum(0) == pytest.approx(ema_start_for_run(total))
+    assert run.momentum(total) == 1.0
 
 
 # --- LeJEPA: no teacher ------------------------------------------------------------------------
