@@ -26,7 +26,7 @@ m0 = min(0.996, 1 - 2 ln(100) / T), the paper's value for every run of >= 2,303 
 
 The other end (:func:`ema_end_for_run`, ``ema.end = None``). A ramp to 1 freezes the teacher
 towards the end while the student goes on learning: the teacher trails its student by
-:func:`teacher_lag` steps. The paper's ramp leaves it 4.5% of its 187,500-step run behind; the
+:func:`teacher_lag` steps. The paper's ramp leaves it 4.6% of its 187,500-step run behind; the
 same ramp over a short run, from the rule's start, about 40% (37 of 93 steps). The rule ends
 the ramp where the teacher trails by at most the paper's share of the run, or, where even a
 constant momentum trails by more, holds the start constant (about 10% of a short run): the
@@ -92,8 +92,8 @@ def teacher_lag(start: float, total_steps: int, end: float = 1.0) -> float:
         lag = sum_t w_t (total_steps - 1 - t) / sum_t w_t
 
     A constant momentum m over a long run gives ``m / (1 - m)`` (249 steps at 0.996). A ramp
-    to 1 freezes the teacher towards the end: 0.996 -> 1 over I-JEPA's ~190,000 steps leaves
-    it about 8,600 steps (4.5% of the run) behind; over a 2,343-step CPU run, about 940 steps
+    to 1 freezes the teacher towards the end: 0.996 -> 1 over I-JEPA's 187,500 steps leaves
+    it about 8,600 steps (4.6% of the run) behind; over a 2,343-step CPU run, about 940 steps
     (40% of the run), and the run-length rule's start leaves the same share over short runs
     (37 of 93 steps)."""
     momentum_schedule(start, end, total_steps=total_steps, kind="linear")  # validates them
@@ -113,7 +113,7 @@ def teacher_lag(start: float, total_steps: int, end: float = 1.0) -> float:
 def ema_end_for_run(start: float, total_steps: int) -> float:
     """The end of the linear ramp from ``start`` over ``total_steps`` that leaves the teacher
     no further behind its student, as a share of the run, than I-JEPA's ramp leaves it behind
-    over its own run (0.996 -> 1 over :data:`OFFICIAL_RUN_STEPS`: 4.5%), and never below
+    over its own run (0.996 -> 1 over :data:`OFFICIAL_RUN_STEPS`: 4.6%), and never below
     ``start`` (where even a constant momentum trails by more, the momentum is held):
 
         end = start                                  if lag(start, T, start) >= s_paper T
