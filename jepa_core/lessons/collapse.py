@@ -40,7 +40,7 @@ COLLAPSE_VARIANTS: dict[str, tuple[str, dict[str, Any], str]] = {
     "healthy": (
         "ijepa",
         {},
-        "I-JEPA: stop-gradient, EMA teacher by the run-length rule, ramped to 1",
+        "I-JEPA: stop-gradient, EMA teacher sized by the run-length rule",
     ),
     "no_stop_grad": (
         "ijepa",
