@@ -127,7 +127,7 @@ class EmaConfig:
     start: float | None = None
     # None: the rule's other end, jepa_core.ema.ema_end_for_run (linear): the teacher trails its
     # student by at most the paper's share of the run (1.0 for the paper's 187,500 steps; the
-    # start held constant for runs of up to ~5,500); 1.0 for cosine; the start for constant
+    # start held constant for runs of 16 to ~5,500 steps); 1.0 for cosine; the start for constant
     end: float | None = None
     kind: Literal["linear", "cosine", "constant"] = "linear"
     # Collapse-lab switches that break I-JEPA's asymmetry on purpose:
