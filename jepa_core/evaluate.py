@@ -92,6 +92,18 @@ def check_tokens(tokens: object) -> torch.Tensor:
     return tokens
 
 
+@contextmanager
+def _rng_untouched() -> Iterator[None]:
+    """Restore the global (CPU) torch RNG on exit. A ``DataLoader`` without a generator of its
+    own draws a base seed from that RNG on every pass, and a training loader with
+    ``num_workers=0`` draws its augmentations from it: without this, an evaluation in the
+    middle of an epoch (a training callback's, the accuracy-against-time benchmark's) would
+    change every augmentation after it, and the run's weights would depend on when it was
+    evaluated."""
+    with torch.random.fork_rng(devices=[]):
+        yield
+
+
 def extract_features(
     encoder: nn.Module,
     loader: Iterable,
@@ -105,7 +117,8 @@ def extract_features(
     tokens (I-JEPA's evaluation, issues #36/#55 of facebookresearch/ijepa) to ``[B, D]``,
     ``pool="flatten"`` concatenates them to ``[B, N * D]``. Runs in eval mode under
     ``torch.inference_mode`` on ``device`` (default: the encoder's parameter device, CPU for a
-    parameterless encoder), then restores every submodule's previous train/eval mode.
+    parameterless encoder), then restores every submodule's previous train/eval mode, and
+    leaves the global torch RNG as it found it (:func:`_rng_untouched`).
     """
     if pool not in POOL_KINDS:
         raise ValueError(f"pool must be one of {POOL_KINDS}, got {pool!r}")
@@ -113,7 +126,7 @@ def extract_features(
         raise TypeError(f"encoder must be a torch.nn.Module, got {type(encoder).__name__}")
     device = torch.device(device) if device is not None else encoder_device(encoder)
     features, labels = [], []
-    with frozen(encoder):
+    with frozen(encoder), _rng_untouched():
         for batch in loader:
             images, batch_labels = _split_batch(batch)
             tokens = check_tokens(encoder(images.to(device, non_blocking=True)))
@@ -127,10 +140,11 @@ def raw_pixel_features(loader: Iterable) -> tuple[torch.Tensor, torch.Tensor]:
     """The raw-pixel baseline: every image flattened, ``(features [M, C*H*W] float32 CPU,
     labels [M] int64 CPU)``; same loader conventions as ``extract_features``."""
     features, labels = [], []
-    for batch in loader:
-        images, batch_labels = _split_batch(batch)
-        features.append(images.detach().flatten(1).float().cpu())
-        labels.append(batch_labels.cpu())
+    with _rng_untouched():
+        for batch in loader:
+            images, batch_labels = _split_batch(batch)
+            features.append(images.detach().flatten(1).float().cpu())
+            labels.append(batch_labels.cpu())
     return _concat(features, labels)
 
 

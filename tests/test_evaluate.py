@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 import torch
 from torch import nn
+from torch.utils.data import DataLoader, TensorDataset
 
 from jepa_core.evaluate import (
     extract_features,
@@ -230,6 +231,20 @@ def test_extract_features_unknown_pool_lists_the_valid_ones():
 def test_extract_features_rejects_an_encoder_without_token_output():
     with pytest.raises(ValueError, match=r"\[B, N, D\]"):
         extract_features(nn.Flatten(), _loader())
+
+
+def test_feature_extraction_leaves_the_global_rng_where_it_was():
+    """A DataLoader draws a base seed from the global torch RNG on every pass, and with
+    num_workers=0 the training's augmentations draw from that RNG too: an evaluation in the
+    middle of an epoch must not shift the draws after it."""
+    dataset = TensorDataset(torch.randn(6, 1, 4, 4), torch.arange(6))
+    encoder = _Patchify()  # built first: its initialisation draws from the global RNG
+    torch.manual_seed(0)
+    expected = torch.rand(3)
+    torch.manual_seed(0)
+    extract_features(encoder, DataLoader(dataset, batch_size=3))
+    raw_pixel_features(DataLoader(dataset, batch_size=3))
+    assert torch.equal(torch.rand(3), expected)
 
 
 def test_raw_pixel_features_are_the_flattened_images():
