@@ -88,6 +88,29 @@ def test_feature_sets_mean_pool_is_the_token_average_and_flatten_keeps_every_tok
     assert sets[("toy", "target", "mean")].test_x.shape == (10, 4)
 
 
+class CountingTokens(PatchTokens):
+    """PatchTokens that counts its forward passes."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.calls = 0
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        self.calls += 1
+        return super().forward(images)
+
+
+def test_feature_sets_runs_an_encoder_named_twice_once_and_gives_both_keys_its_features():
+    shared, other = CountingTokens(), CountingTokens()
+    encoders = {("lejepa", "target"): shared, ("lejepa", "context"): shared, ("b", "x"): other}
+    sets = feature_sets(encoders, _loader(20, 1), _loader(10, 2))
+    assert shared.calls == other.calls == 3  # batch 16: 2 batches of 20 images, 1 of 10
+    for pool in ("mean", "flatten"):
+        a, b = sets[("lejepa", "target", pool)], sets[("lejepa", "context", pool)]
+        assert (a.method, a.encoder, b.encoder) == ("lejepa", "target", "context")
+        assert torch.equal(a.train_x, b.train_x) and torch.equal(a.test_x, b.test_x)
+
+
 def test_feature_sets_rejects_unknown_pool_and_bad_keys():
     with pytest.raises(ValueError, match="pools"):
         feature_sets({("a", "b"): PatchTokens()}, _loader(8, 0), _loader(8, 1), pools=("max",))

@@ -191,7 +191,8 @@ def feature_sets(
 
     ``encoders`` maps ``(method, encoder)`` (e.g. ``("ijepa", "target")``) to a module whose
     forward returns tokens ``[B, N, D]``; the result maps ``(method, encoder, pool)`` to a
-    :class:`FeatureSplit`. Each encoder runs once per split, whatever the number of pools.
+    :class:`FeatureSplit`. Each encoder runs once per split, whatever the number of pools
+    and however many keys name it (LeJEPA's one encoder is its ``target`` and its ``context``).
     """
     pools = _check_pools(pools)
     if not isinstance(encoders, Mapping) or not encoders:
@@ -199,11 +200,16 @@ def feature_sets(
             f"encoders must be a non-empty dict {{(method, encoder): module}}; got {encoders!r}"
         )
     out: dict[tuple[str, str, str], FeatureSplit] = {}
+    done: dict[int, tuple[dict, dict]] = {}  # id(encoder) -> its (train, test) features
     for key, encoder in encoders.items():
         if not (isinstance(key, tuple) and len(key) == 2 and all(isinstance(k, str) for k in key)):
             raise ValueError(f"encoders keys must be (method, encoder) string pairs; got {key!r}")
-        train = _pooled_features(encoder, train_loader, pools)
-        test = _pooled_features(encoder, test_loader, pools)
+        if id(encoder) not in done:
+            done[id(encoder)] = (
+                _pooled_features(encoder, train_loader, pools),
+                _pooled_features(encoder, test_loader, pools),
+            )
+        train, test = done[id(encoder)]
         for pool in pools:
             out[(*key, pool)] = FeatureSplit(*key, pool, *train[pool], *test[pool])
     return out
