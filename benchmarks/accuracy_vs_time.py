@@ -52,7 +52,7 @@ from torch.utils.data import DataLoader
 import jepa_core.train as train_module
 from jepa_core.build import run_datasets
 from jepa_core.config import METHODS, add_override_option, load_config, parse_overrides
-from jepa_core.evaluate import extract_features, knn_accuracy, raw_pixel_features
+from jepa_core.evaluate import FEATURE_BATCH, extract_features, knn_accuracy, raw_pixel_features
 from jepa_core.paths import resolve, results_dir
 from jepa_core.results import save_figure, write_metrics
 
@@ -99,7 +99,9 @@ def encoder_knn(run, encoder) -> float:
     cfg = run.cfg
 
     def features(dataset):
-        return extract_features(encoder, DataLoader(dataset, batch_size=256), pool=cfg.eval.pool)
+        return extract_features(
+            encoder, DataLoader(dataset, batch_size=FEATURE_BATCH), pool=cfg.eval.pool
+        )
 
     return knn_accuracy(
         *features(run.eval_bank),
@@ -201,8 +203,8 @@ def raw_pixel_knn(cfg) -> dict[str, object]:
     t0 = time.perf_counter()
     _, test_set, bank = run_datasets(cfg)
     load_seconds = time.perf_counter() - t0
-    bank_xy = raw_pixel_features(DataLoader(bank, batch_size=256))
-    test_xy = raw_pixel_features(DataLoader(test_set, batch_size=256))
+    bank_xy = raw_pixel_features(DataLoader(bank, batch_size=FEATURE_BATCH))
+    test_xy = raw_pixel_features(DataLoader(test_set, batch_size=FEATURE_BATCH))
     knn = {"k": cfg.eval.k, "temperature": cfg.eval.temperature}
     return {
         "raw_pixels": knn_accuracy(*bank_xy, *test_xy, **knn),

@@ -25,6 +25,7 @@ from torch.utils.data import DataLoader
 
 from jepa_core.build import run_datasets
 from jepa_core.config import add_override_option, load_config, parse_overrides
+from jepa_core.evaluate import FEATURE_BATCH
 from jepa_core.lessons.evaluation import (
     accuracy_table,
     feature_sets,
@@ -41,7 +42,10 @@ def baseline_knn(cfg, trained: dict) -> dict[str, float]:
     initial encoder (key ``"init"``) and of each trained one (``{method: encoder}``), and on
     flattened, mean-centred raw pixels (key ``"raw pixels"``)."""
     _, test_set, bank = run_datasets(cfg)
-    loaders = DataLoader(bank, batch_size=256), DataLoader(test_set, batch_size=256)
+    loaders = (
+        DataLoader(bank, batch_size=FEATURE_BATCH),
+        DataLoader(test_set, batch_size=FEATURE_BATCH),
+    )
     encoders = {("init", "-"): initial_encoder(cfg)} | {
         (m, cfg.eval.encoder): e.cpu().eval() for m, e in trained.items()
     }

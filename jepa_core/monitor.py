@@ -36,7 +36,14 @@ from torch.utils.data import DataLoader
 from . import distributed
 from .checks import int_at_least
 from .device import autocast
-from .evaluate import check_tokens, encoder_device, extract_features, frozen, knn_accuracy
+from .evaluate import (
+    FEATURE_BATCH,
+    check_tokens,
+    encoder_device,
+    extract_features,
+    frozen,
+    knn_accuracy,
+)
 
 if TYPE_CHECKING:
     from .build import Run
@@ -151,7 +158,7 @@ def position_share(tokens: torch.Tensor | np.ndarray) -> float:
 
 
 def encoder_position_share(
-    encoder: nn.Module, images: torch.Tensor, batch_size: int = 256
+    encoder: nn.Module, images: torch.Tensor, batch_size: int = FEATURE_BATCH
 ) -> float:
     """:func:`position_share` of the tokens ``encoder`` returns for ``images`` [M, C, H, W]
     (M >= 2), run in batches of ``batch_size`` in eval mode under ``torch.inference_mode`` on
@@ -183,7 +190,12 @@ def monitor_stats(run: Run) -> dict[str, float]:
             was_training = encoder.training
             encoder.eval()
             with autocast(run.device):
-                z = encoder(run.monitor_images).float().mean(dim=1)
+                z = torch.cat(
+                    [
+                        encoder(x).float().mean(dim=1)
+                        for x in run.monitor_images.split(FEATURE_BATCH)
+                    ]
+                )
             encoder.train(was_training)
             seen[encoder] = embedding_stats(z)
         stats = seen[encoder]
@@ -202,7 +214,7 @@ def knn_eval(run: Run) -> float:
         return distributed.broadcast_float(run.dist, None, run.device)
     cfg = run.cfg
     encoder = run.target_encoder if cfg.eval.encoder == "target" else run.context_encoder
-    kwargs = {"batch_size": 256, "shuffle": False, "num_workers": cfg.data.num_workers}
+    kwargs = {"batch_size": FEATURE_BATCH, "shuffle": False, "num_workers": cfg.data.num_workers}
     train_x, train_y = extract_features(
         encoder, DataLoader(run.eval_bank, **kwargs), pool=cfg.eval.pool
     )

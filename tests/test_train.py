@@ -617,13 +617,30 @@ def test_broken_teacher_collapses_where_healthy_ijepa_does_not(tmp_path):
     assert broken["std_mean"] < 0.5 * healthy["std_mean"]
 
 
+def test_monitor_stats_in_batches_equal_the_stats_of_one_pass(tmp_path):
+    from jepa_core.evaluate import FEATURE_BATCH
+    from jepa_core.monitor import embedding_stats, monitor_stats
+
+    run = build_run(load_config("ijepa", tiny(tmp_path, **{"monitor.samples": 300})))
+    assert run.monitor_images.shape[0] == 300 > 2 * FEATURE_BATCH
+    with torch.no_grad():
+        teacher = embedding_stats(run.target_encoder.eval()(run.monitor_images).mean(dim=1))
+        student = embedding_stats(run.context_encoder.eval()(run.monitor_images).mean(dim=1))
+    stats = monitor_stats(run)
+    for key in ("std_mean", "std_min", "rankme", "mean_cosine"):
+        assert stats[key] == pytest.approx(teacher[key], rel=1e-4, abs=1e-6)
+    for key in ("std_mean", "rankme"):
+        assert stats[f"student_{key}"] == pytest.approx(student[key], rel=1e-4, abs=1e-6)
+
+
 @pytest.mark.parametrize(
-    "method,passes", [("ijepa", {"target": 1, "context": 1}), ("lejepa", {"context": 1})]
+    "method,passes", [("ijepa", {"target": 3, "context": 3}), ("lejepa", {"context": 3})]
 )
 def test_monitor_encodes_its_images_once_per_distinct_encoder(tmp_path, method, passes):
+    """300 monitor images: one pass of 3 batches of at most FEATURE_BATCH (128) per encoder."""
     from jepa_core.monitor import monitor_stats
 
-    run = build_run(load_config(method, tiny(tmp_path)))
+    run = build_run(load_config(method, tiny(tmp_path, **{"monitor.samples": 300})))
     calls = {"target": 0, "context": 0}
     hooks = [
         run.context_encoder.register_forward_hook(

@@ -35,6 +35,7 @@ from ..build import build_run, fixed_subset, shared_run_dir
 from ..config import METHODS, Config, load_config
 from ..data import make_datasets
 from ..evaluate import (
+    FEATURE_BATCH,
     POOL_KINDS,
     check_tokens,
     extract_features,
@@ -113,7 +114,7 @@ def same_weights(a: nn.Module, b: nn.Module) -> bool:
 
 # --- features ------------------------------------------------------------------------------
 def evaluation_loaders(
-    cfg: Config, batch_size: int = 256, test_samples: int | None = None
+    cfg: Config, batch_size: int = FEATURE_BATCH, test_samples: int | None = None
 ) -> tuple[DataLoader, DataLoader]:
     """Un-augmented ``(train, test)`` loaders of the dataset ``cfg`` names, in a fixed order.
 

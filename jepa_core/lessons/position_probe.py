@@ -22,6 +22,7 @@ import torch
 from torch import nn
 
 from ..checks import int_at_least
+from ..evaluate import FEATURE_BATCH
 from ..monitor import encoder_position_share
 
 
@@ -41,7 +42,9 @@ def first_images(loader: Iterable, limit: int) -> torch.Tensor:
 
 
 def position_share_table(
-    encoders: Mapping[tuple[str, str], nn.Module], images: torch.Tensor, batch_size: int = 256
+    encoders: Mapping[tuple[str, str], nn.Module],
+    images: torch.Tensor,
+    batch_size: int = FEATURE_BATCH,
 ) -> pd.DataFrame:
     """One row per ``(method, encoder)`` key of ``encoders`` (in their order): ``method``,
     ``encoder`` and the ``position_share`` of that encoder's tokens on ``images``."""
