@@ -187,16 +187,9 @@ def monitor_stats(run: Run) -> dict[str, float]:
     evaluated = run.target_encoder if run.cfg.eval.encoder == "target" else run.context_encoder
     for prefix, encoder in (("", evaluated), ("student_", run.context_encoder)):
         if encoder not in seen:  # one pass when the two are one encoder (LeJEPA)
-            was_training = encoder.training
-            encoder.eval()
-            with autocast(run.device):
-                z = torch.cat(
-                    [
-                        encoder(x).float().mean(dim=1)
-                        for x in run.monitor_images.split(FEATURE_BATCH)
-                    ]
-                )
-            encoder.train(was_training)
+            with frozen(encoder), autocast(run.device):
+                batches = run.monitor_images.split(FEATURE_BATCH)
+                z = torch.cat([encoder(x).float().mean(dim=1) for x in batches])
             seen[encoder] = embedding_stats(z)
         stats = seen[encoder]
         keys = (
