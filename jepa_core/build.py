@@ -101,6 +101,49 @@ def shared_run_dir(cfg: Config, root: str | Path) -> Path:
     return resolve(root) / name
 
 
+def initial_scores_file(run: Run) -> Path | None:
+    """Where a run in a store of shared runs keeps the scores of its initial weights (history
+    row 0: the monitor's collapse metrics and the k-NN accuracy), for the store's other runs that
+    start from the same weights: ``<store>/initial-scores/<key>.json``.
+
+    Every preset builds the same encoder from the same seed, so the runs a notebook trains
+    (notebook 02's seven, say) would otherwise score one set of weights again and again (a k-NN
+    pass and a monitor pass each). ``key`` hashes what the scores depend on: the weights of the
+    evaluated and the trained encoder, the monitor images, the data / model / eval / monitor
+    sections of the config, the seed (it picks the k-NN bank), the device, ``train.compile`` and
+    the library's source (:func:`library_fingerprint`). None for a run outside a store (its
+    folder is not the one :func:`shared_run_dir` names for its config) and under several
+    processes (every rank must take part in the same evaluation)."""
+    from .checkpoint import RUN_INDEPENDENT_KEYS
+
+    cfg = run.cfg
+    store = run.output_dir.parent
+    if run.dist.world_size > 1 or run.output_dir != shared_run_dir(cfg, store):
+        return None
+    scored = {
+        k: v
+        for k, v in cfg.flat().items()
+        if k.split(".")[0] in ("data", "model", "eval", "monitor") and k not in RUN_INDEPENDENT_KEYS
+    }
+    scored |= {"train.seed": cfg.train.seed, "train.compile": cfg.train.compile}
+    scored["device"] = str(run.device)
+    digest = hashlib.sha1(library_fingerprint().encode())
+    digest.update(json.dumps(scored, sort_keys=True, default=str).encode())
+    evaluated = run.target_encoder if cfg.eval.encoder == "target" else run.context_encoder
+    for tensor in (
+        *_weights(evaluated),
+        *_weights(run.context_encoder),
+        run.monitor_images,
+    ):
+        digest.update(tensor.detach().cpu().contiguous().view(-1).view(torch.uint8).numpy())
+    return store / "initial-scores" / f"{digest.hexdigest()}.json"
+
+
+def _weights(module: nn.Module) -> list[torch.Tensor]:
+    """The module's parameters and buffers in state_dict order."""
+    return list(module.state_dict().values())
+
+
 @functools.cache
 def library_fingerprint(package: Path = Path(__file__).parent) -> str:
     """A hash of the source of the library layer (``jepa_core/*.py``, ``jepa_core/data/*.py``

@@ -9,6 +9,7 @@ initialisation.
 
 from __future__ import annotations
 
+import json
 import math
 import time
 import warnings
@@ -16,6 +17,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from . import distributed
+from .build import initial_scores_file
 from .frontend import progress_bar
 from .monitor import monitor_stats
 
@@ -83,8 +85,7 @@ class RunLog:
             "images": step * run.cfg.train.batch_size,
             **means,
             **schedules,
-            **monitor_stats(run),
-            "knn_acc": self.knn(run) if evaluate else math.nan,
+            **(self._initial_scores() if step == 0 else self._scores(evaluate)),
             "seconds": self.seconds,
         }
         self.t0 = time.perf_counter()
@@ -92,6 +93,24 @@ class RunLog:
         for callback in self.callbacks:
             callback(row)
         self._alarm(step, row)
+
+    def _scores(self, evaluate: bool) -> dict[str, float]:
+        """The monitor's collapse metrics, and the k-NN accuracy when ``evaluate``."""
+        return {**monitor_stats(self.run), "knn_acc": self.knn(self.run) if evaluate else math.nan}
+
+    def _initial_scores(self) -> dict[str, float]:
+        """Row 0's scores: read from the store when another of its runs scored the same initial
+        weights (``build.initial_scores_file``), computed and recorded there otherwise."""
+        path = initial_scores_file(self.run)
+        if path is not None and path.exists():
+            return json.loads(path.read_text())
+        scores = self._scores(evaluate=True)
+        if path is not None:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            tmp = path.with_name(path.name + ".tmp")
+            tmp.write_text(json.dumps(scores))
+            tmp.replace(path)
+        return scores
 
     def add(self, terms: dict[str, float]) -> None:
         """Sum one step's loss terms towards the next row's means."""
