@@ -43,6 +43,8 @@ import numpy as np
 import torch
 from torch import nn
 
+from .checks import int_at_least
+
 SCHEDULE_KINDS = ("linear", "cosine", "constant")
 
 
@@ -57,11 +59,6 @@ def _check_unit_interval(name: str, value: object) -> float:
     return value
 
 
-def _check_total_steps(total_steps: object) -> None:
-    if isinstance(total_steps, bool) or not isinstance(total_steps, int) or total_steps < 1:
-        raise ValueError(f"total_steps must be an int >= 1, got {total_steps!r}")
-
-
 OFFICIAL_EMA_START = 0.996  # I-JEPA's configs (ema: [0.996, 1.0])
 # I-JEPA's run: 300 epochs of ImageNet-1k (1,281,167 images) at batch 2,048 with the last
 # partial batch dropped (official configs, in1k_vith14_ep300.yaml): 625 steps an epoch.
@@ -72,7 +69,7 @@ def ema_start_for_run(total_steps: int, keep: float = 0.01) -> float:
     """The starting momentum of a linear ramp to 1 that leaves at most ``keep`` of the teacher's
     initial weights after ``total_steps`` (module docstring):
     ``min(0.996, 1 - 2 ln(1 / keep) / total_steps)``, never below 0."""
-    _check_total_steps(total_steps)
+    total_steps = int_at_least("total_steps", total_steps, 1)
     if isinstance(keep, bool) or not isinstance(keep, Real) or not 0.0 < keep < 1.0:
         raise ValueError(f"keep must be a number in (0, 1), got {keep!r}")
     return max(0.0, min(OFFICIAL_EMA_START, 1.0 - 2.0 * math.log(1.0 / keep) / total_steps))
@@ -128,7 +125,7 @@ def ema_end_for_run(start: float, total_steps: int) -> float:
     5,500 steps at the run-length rule's start, whose constant lag is about a tenth of a short
     run (9 of 93 steps) and 249 steps at 0.996 (below 16 steps the rule's start is so low that
     a partial ramp still trails by less than the paper's share)."""
-    _check_total_steps(total_steps)
+    total_steps = int_at_least("total_steps", total_steps, 1)
     start = _check_unit_interval("start", start)
     if start == 1.0:  # a frozen teacher: nothing to end
         return 1.0
@@ -177,12 +174,8 @@ def momentum_schedule(
     if total_steps is None:
         if kind != "constant":
             raise ValueError(f"total_steps (an int >= 1) is required for kind={kind!r}, got None")
-    elif isinstance(total_steps, bool) or not isinstance(total_steps, int):
-        raise TypeError(
-            f"total_steps must be an int >= 1, got {total_steps!r} ({type(total_steps).__name__})"
-        )
-    elif total_steps < 1:
-        raise ValueError(f"total_steps must be an int >= 1, got {total_steps!r}")
+    else:
+        total_steps = int_at_least("total_steps", total_steps, 1)
 
     def momentum(step: int) -> float:
         if isinstance(step, bool) or not isinstance(step, Real):

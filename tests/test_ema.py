@@ -293,14 +293,14 @@ def test_end_rule_refuses_bad_arguments(kwargs, culprit):
 
 
 @pytest.mark.parametrize(
-    "kwargs,culprit",
+    "kwargs,error,culprit",
     [
-        ({"total_steps": 0}, "total_steps"),
-        ({"total_steps": 9.5}, "total_steps"),
-        ({"total_steps": 10, "keep": 1.0}, "keep"),
-        ({"total_steps": 10, "keep": 0}, "keep"),
+        ({"total_steps": 0}, ValueError, "total_steps"),
+        ({"total_steps": 9.5}, TypeError, "total_steps"),  # the wrong type: as momentum_schedule
+        ({"total_steps": 10, "keep": 1.0}, ValueError, "keep"),
+        ({"total_steps": 10, "keep": 0}, ValueError, "keep"),
     ],
 )
-def test_rule_refuses_bad_arguments(kwargs, culprit):
-    with pytest.raises(ValueError, match=culprit):
+def test_rule_refuses_bad_arguments(kwargs, error, culprit):
+    with pytest.raises(error, match=culprit):
         ema_start_for_run(**kwargs)
