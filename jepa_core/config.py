@@ -155,7 +155,9 @@ class TrainConfig:
     device: str = "auto"  # auto | cpu | cuda | cuda:N | mps
     output_dir: str | None = None  # None: results/runs/<method>-<data>-seed<seed>
     resume: bool = False
-    log_every: int = 0  # optimizer steps between history rows; 0: once per epoch
+    # optimizer steps between history rows, counted from each epoch's start (its last step
+    # always logs one); 0: once per epoch
+    log_every: int = 0
     compile: bool = False  # torch.compile the trained forward (GPUs; first steps pay the compile)
 
 

@@ -201,8 +201,9 @@ def _train(run: Run, callbacks: list[Callable[[dict], None]], progress: bool) ->
                 ) from None
             step += 1
             log.add(terms)
-            end = step % run.steps_per_epoch == 0
-            if end or (cfg.train.log_every and step % cfg.train.log_every == 0):
+            in_epoch = step - epoch * run.steps_per_epoch  # rows evenly spaced in each epoch
+            end = in_epoch == run.steps_per_epoch
+            if end or (cfg.train.log_every and in_epoch % cfg.train.log_every == 0):
                 last = epoch + 1 == cfg.train.epochs
                 every = cfg.eval.every and (epoch + 1) % cfg.eval.every == 0
                 log.row(step, step / run.steps_per_epoch, terms, evaluate=end and (last or every))

@@ -455,6 +455,16 @@ def test_nan_loss_names_step_and_term_and_keeps_last_good_checkpoint(
     assert all(torch.isfinite(p).all() for p in good.context_encoder.parameters())
 
 
+def test_history_rows_are_spaced_from_each_epochs_start(cheap_knn, tmp_path):
+    """log_every counts steps inside the epoch, and each epoch's last step logs a row: with 5
+    steps an epoch and log_every 2, rows after steps 2, 4, 5, 7, 9, 10, not after 2, 4, 5, 6, 8,
+    10 (a row one step after the epoch's, and uneven curves)."""
+    overrides = tiny(tmp_path, **{"data.train_samples": 160, "train.log_every": 2})
+    result = train("ijepa", overrides=overrides, progress=False)
+    assert list(result.history["step"]) == [0, 2, 4, 5, 7, 9, 10]
+    assert list(result.history["epoch"]) == pytest.approx([0, 0.4, 0.8, 1, 1.4, 1.8, 2])
+
+
 # --- 6. collapse alarm ------------------------------------------------------------------------
 
 
