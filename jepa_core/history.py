@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import time
 import warnings
 from collections.abc import Callable
@@ -107,7 +108,7 @@ class RunLog:
         scores = self._scores(evaluate=True)
         if path is not None:
             path.parent.mkdir(parents=True, exist_ok=True)
-            tmp = path.with_name(path.name + ".tmp")
+            tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")  # a writer of its own
             tmp.write_text(json.dumps(scores))
             tmp.replace(path)
         return scores
