@@ -130,18 +130,10 @@ def initial_scores_file(run: Run) -> Path | None:
     digest = hashlib.sha1(library_fingerprint().encode())
     digest.update(json.dumps(scored, sort_keys=True, default=str).encode())
     evaluated = run.target_encoder if cfg.eval.encoder == "target" else run.context_encoder
-    for tensor in (
-        *_weights(evaluated),
-        *_weights(run.context_encoder),
-        run.monitor_images,
-    ):
+    weights = [*evaluated.state_dict().values(), *run.context_encoder.state_dict().values()]
+    for tensor in (*weights, run.monitor_images):
         digest.update(tensor.detach().cpu().contiguous().view(-1).view(torch.uint8).numpy())
     return store / "initial-scores" / f"{digest.hexdigest()}.json"
-
-
-def _weights(module: nn.Module) -> list[torch.Tensor]:
-    """The module's parameters and buffers in state_dict order."""
-    return list(module.state_dict().values())
 
 
 @functools.cache

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import time
 import warnings
 from collections.abc import Callable
@@ -21,6 +20,7 @@ from . import distributed
 from .build import initial_scores_file
 from .frontend import progress_bar
 from .monitor import monitor_stats
+from .results import write_text_atomic
 
 if TYPE_CHECKING:
     from .build import Run
@@ -107,10 +107,7 @@ class RunLog:
             return json.loads(path.read_text())
         scores = self._scores(evaluate=True)
         if path is not None:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")  # a writer of its own
-            tmp.write_text(json.dumps(scores))
-            tmp.replace(path)
+            write_text_atomic(path, json.dumps(scores))
         return scores
 
     def add(self, terms: dict[str, float]) -> None:

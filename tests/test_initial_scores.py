@@ -6,6 +6,7 @@ from __future__ import annotations
 import math
 
 import pytest
+from tiny_runs import TINY_DIGITS as TINY
 
 import jepa_core.history as history_module
 import jepa_core.train as train_module
@@ -14,20 +15,6 @@ from jepa_core.config import load_config
 from jepa_core.lessons.evaluation import train_or_resume
 from jepa_core.monitor import knn_eval, monitor_stats
 
-TINY = {
-    "data.name": "digits",
-    "model.patch_size": 2,
-    "masks.min_keep": 2,
-    "data.train_samples": 64,
-    "train.batch_size": 32,
-    "train.epochs": 1,
-    "eval.train_samples": 40,
-    "eval.every": 0,
-    "monitor.samples": 16,
-    "train.device": "cpu",
-    "monitor.alarm_rankme": 0.0,
-    "monitor.alarm_std_mean": 0.0,
-}
 SCORES = ["std_mean", "std_min", "rankme", "mean_cosine", "student_std_mean", "student_rankme"]
 
 

@@ -11,6 +11,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
+from tiny_runs import TINY_DIGITS as TINY
 from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
@@ -299,19 +300,6 @@ def test_plot_position_share_draws_one_bar_per_row_and_the_initial_share():
 
 
 # --- training and the initial encoder ------------------------------------------------------
-TINY = {
-    "data.name": "digits",
-    "model.patch_size": 2,
-    "masks.min_keep": 2,
-    "data.train_samples": 64,
-    "train.batch_size": 32,
-    "train.epochs": 1,
-    "eval.train_samples": 40,
-    "monitor.samples": 16,
-    "train.device": "cpu",
-    "monitor.alarm_rankme": 0.0,
-    "monitor.alarm_std_mean": 0.0,
-}
 
 
 def test_initial_encoder_equals_the_encoder_a_run_starts_from(tmp_path):
