@@ -54,6 +54,7 @@ def test_layout():
         "Makefile",
         ".ci/run",
         "docs/references.md",
+        "docs/results.md",
     ):
         assert (root / path).exists(), path
     assert "make test" in (root / ".ci/run").read_text()
@@ -83,3 +84,27 @@ def test_the_product_points_only_at_documents_it_ships():
     for path in [root / "README.md", *(root / "notebooks").glob("*.ipynb")]:
         links = re.findall(r"\]\(((?:\.\./)?docs/[^)#]+)", path.read_text(encoding="utf-8"))
         assert all((path.parent / link).exists() for link in links), (path.name, links)
+
+
+def _anchor(heading: str) -> str:
+    """GitHub's anchor of a Markdown heading: lower case, punctuation dropped, spaces to '-'."""
+    return re.sub(r"[^\w\- ]", "", heading.strip().lower()).replace(" ", "-")
+
+
+def test_markdown_pages_link_to_files_and_headings_that_exist():
+    root = repo_root()
+    pages = [root / "README.md", *sorted((root / "docs").glob("*.md"))]
+    broken = []
+    for page in pages:
+        for target in re.findall(r"\]\(([^)\s]+)\)", page.read_text(encoding="utf-8")):
+            if re.match(r"[a-z]+:", target):
+                continue  # a web address
+            path, _, anchor = target.partition("#")
+            linked = (page.parent / path).resolve() if path else page
+            if not linked.exists():
+                broken.append(f"{page.relative_to(root)}: {target}")
+            elif anchor and linked.suffix == ".md":
+                headings = re.findall(r"^#+ (.+)$", linked.read_text(encoding="utf-8"), re.M)
+                if anchor not in {_anchor(h) for h in headings}:
+                    broken.append(f"{page.relative_to(root)}: {target} (no such heading)")
+    assert not broken, "broken links:\n" + "\n".join(broken)
