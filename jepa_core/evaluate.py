@@ -30,8 +30,9 @@ from .checks import int_at_least
 
 POOL_KINDS = ("mean", "flatten")
 # Images per forward pass where only features are needed (k-NN banks, monitor rows, probes).
-# Measured for the `cpu` model on a 2-core CPU (README, "Budget"): one 512-image batch 0.58 s,
-# four of 128 0.36 s; a 5,000-image k-NN pass 4.2 s at 256, 3.9 s at 128.
+# Measured for the `cpu` model on a 2-core CPU (docs/results.md, "The budget, machine by
+# machine"): one 512-image batch 0.58 s, four of 128 0.36 s; a 5,000-image k-NN pass 4.2 s at
+# 256, 3.9 s at 128.
 FEATURE_BATCH = 128
 
 

@@ -24,7 +24,7 @@ see only its own images).
 runs on the first view) or ``masked_context`` (the pooled masked context tokens; I-JEPA runs on
 both views). On the 7x7 grid of mnist5k the masked contexts keep ~15 of 49 patches at random
 places, so their mean mostly encodes *which* patches were kept; measured here, VICReg on them
-barely moved the embeddings' spread in a CPU-minute, on full views it did (README, notebook 06).
+barely moved the embeddings' spread in a CPU-minute, on full views it did (notebook 06's sweep).
 """
 
 from __future__ import annotations

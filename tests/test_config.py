@@ -195,7 +195,8 @@ def test_bad_cjepa_terms_name_the_culprit(overrides, culprit):
 def test_lejepa_preset_sizes_lambda_to_the_run_and_has_no_teacher_terms():
     cfg = load_config("lejepa")
     assert cfg.loss.method == "lejepa"
-    assert cfg.loss.sigreg_weight == 0.2  # sized to CPU budgets (README "The LeJEPA recipe")
+    # sized to CPU budgets (docs/results.md, "The LeJEPA recipe")
+    assert cfg.loss.sigreg_weight == 0.2
     # the paper's lambda is one override away
     assert load_config("lejepa", {"loss.sigreg_weight": 0.05}).loss.sigreg_weight == 0.05
     assert cfg.loss.local_views >= 0 and cfg.loss.sigreg_directions >= 1

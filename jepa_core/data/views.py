@@ -7,7 +7,7 @@ NT-Xent) or several (LeJEPA's global and local views).
   et al., 2022): RandomResizedCrop, horizontal flip, colour jitter (0.4, 0.4, 0.2, 0.1) with
   p = 0.8 and grayscale with p = 0.2. Digits get crops only: no flips, no colour, and no
   affine moves (measured: LeJEPA's pooled 20-NN on mnist5k after 3 epochs, 0.668 with
-  RandomAffine(10 degrees, 10% translation) after the crop, 0.714 without; README).
+  RandomAffine(10 degrees, 10% translation) after the crop, 0.714 without; docs/results.md).
 * LeJEPA (Balestriero & LeCun 2025; rbalestr-lab/lejepa) draws 2 global views (crop scale
   0.3-1.0) and several local views: small crops (0.05-0.3 in the paper) at a lower resolution
   (96 px against 224), ``with_multi_views``; ``local_view_size`` rounds that resolution to
@@ -134,7 +134,8 @@ def two_view_transform(
     """Two independent draws of :func:`augmented_view` of one image. Digits default to gentle
     crops, scale (0.85, 1.0): C-JEPA's teacher scored pooled 20-NN 0.478 / 0.624 / 0.680 /
     0.727 after 3 epochs of mnist5k (seed 0) at scales from 0.3 / 0.5 / 0.7 / 0.85 to 1.0, and
-    0.715 at 0.85 with seed 1 (README "The digit crops"). LeJEPA's views keep (0.5, 1.0)."""
+    0.715 at 0.85 with seed 1 (docs/results.md, "The digit crops"). LeJEPA's views keep
+    (0.5, 1.0)."""
     if crop_scale is None and not natural:
         crop_scale = TWO_VIEW_DIGIT_CROP
     return TwoViews(augmented_view(image_size, natural, crop_scale, num_channels=num_channels))
