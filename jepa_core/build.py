@@ -25,7 +25,7 @@ from torch.utils.data import DataLoader, Subset
 from torch.utils.data.distributed import DistributedSampler
 
 from . import distributed
-from .config import Config
+from .config import Config, load_config
 from .data import (
     dataset_info,
     local_view_size,
@@ -99,6 +99,13 @@ def shared_run_dir(cfg: Config, root: str | Path) -> Path:
     key = hashlib.sha1(json.dumps(values, sort_keys=True, default=str).encode()).hexdigest()
     name = f"{cfg.loss.method}-{cfg.data.name}-seed{cfg.train.seed}-{key[:10]}"
     return resolve(root) / name
+
+
+def store_config(method: str, overrides: dict[str, Any] | None, root: str | Path) -> Config:
+    """The config of the run ``method`` with ``overrides`` in the store of shared runs ``root``:
+    the same config with ``train.output_dir`` set to its :func:`shared_run_dir`."""
+    folder = shared_run_dir(load_config(method, overrides), root)
+    return load_config(method, {**(overrides or {}), "train.output_dir": str(folder)})
 
 
 def initial_scores_file(run: Run) -> Path | None:

@@ -14,16 +14,12 @@ import math
 import time
 import warnings
 from collections.abc import Callable
-from typing import TYPE_CHECKING
 
 from . import distributed
-from .build import initial_scores_file
+from .build import Run, initial_scores_file
 from .frontend import progress_bar
 from .monitor import monitor_stats
 from .results import write_text_atomic
-
-if TYPE_CHECKING:
-    from .build import Run
 
 
 class CollapseWarning(UserWarning):

@@ -10,19 +10,12 @@ from tiny_runs import TINY_DIGITS as TINY
 
 import jepa_core.history as history_module
 import jepa_core.train as train_module
-from jepa_core.build import build_run, initial_scores_file, shared_run_dir
+from jepa_core.build import build_run, initial_scores_file, store_config
 from jepa_core.config import load_config
 from jepa_core.lessons.evaluation import train_or_resume
 from jepa_core.monitor import knn_eval, monitor_stats
 
 SCORES = ["std_mean", "std_min", "rankme", "mean_cosine", "student_std_mean", "student_rankme"]
-
-
-def in_store(preset: str, store, **extra):
-    cfg = load_config(preset, {**TINY, **extra})
-    return load_config(
-        preset, {**TINY, **extra, "train.output_dir": str(shared_run_dir(cfg, store))}
-    )
 
 
 def test_a_store_scores_the_initial_weights_its_runs_share_once(tmp_path, monkeypatch):
@@ -47,7 +40,7 @@ def test_a_store_scores_the_initial_weights_its_runs_share_once(tmp_path, monkey
     assert [row0[k] for k in ["knn_acc", *SCORES]] == [first_row0[k] for k in ["knn_acc", *SCORES]]
     assert len(list((tmp_path / "initial-scores").glob("*.json"))) == 1
     # what was read is what scoring the run's own initial weights gives
-    fresh = build_run(in_store("ijepa", tmp_path, **{"loss.kind": "smooth_l1"}))
+    fresh = build_run(store_config("ijepa", {**TINY, "loss.kind": "smooth_l1"}, tmp_path))
     computed = monitor_stats(fresh)
     assert [row0[k] for k in SCORES] == pytest.approx([computed[k] for k in SCORES], rel=1e-6)
     assert row0["knn_acc"] == knn_eval(fresh)
@@ -55,7 +48,7 @@ def test_a_store_scores_the_initial_weights_its_runs_share_once(tmp_path, monkey
 
 def test_initial_scores_are_shared_only_where_nothing_they_depend_on_differs(tmp_path):
     def path(preset="ijepa", **extra):
-        return initial_scores_file(build_run(in_store(preset, tmp_path, **extra)))
+        return initial_scores_file(build_run(store_config(preset, {**TINY, **extra}, tmp_path)))
 
     base = path()
     assert base.parent == tmp_path / "initial-scores"

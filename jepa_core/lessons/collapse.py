@@ -25,8 +25,7 @@ from typing import Any
 import pandas as pd
 import torch
 
-from ..build import shared_run_dir
-from ..config import load_config
+from ..build import store_config
 from ..evaluate import encoder_device, frozen
 from ..monitor import embedding_stats
 from ..results import output_dir_for
@@ -105,8 +104,7 @@ def collapse_lab(
     configs = {}
     for name, (preset, overrides, _) in variants.items():
         merged = {**(common or {}), **overrides, "train.resume": True}
-        folder = shared_run_dir(load_config(preset, merged), store)
-        configs[name] = load_config(preset, {**merged, "train.output_dir": str(folder)})
+        configs[name] = store_config(preset, merged, store)
     return {name: train(cfg, progress=progress) for name, cfg in configs.items()}
 
 

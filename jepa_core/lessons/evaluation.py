@@ -31,7 +31,7 @@ from threadpoolctl import threadpool_limits
 from torch import nn
 from torch.utils.data import DataLoader
 
-from ..build import build_run, fixed_subset, shared_run_dir
+from ..build import build_run, fixed_subset, store_config
 from ..config import METHODS, Config, load_config
 from ..data import make_datasets
 from ..evaluate import (
@@ -86,11 +86,8 @@ def train_or_resume(
             f"overrides must be a dict of dotted config keys or None; "
             f"got {type(overrides).__name__}"
         )
-    merged = {**(overrides or {}), "train.resume": True}
-    folder = shared_run_dir(load_config(method, merged), out)
-    return train(
-        load_config(method, {**merged, "train.output_dir": str(folder)}), progress=progress
-    )
+    cfg = store_config(method, {**(overrides or {}), "train.resume": True}, out)
+    return train(cfg, progress=progress)
 
 
 def initial_encoder(cfg: Config) -> nn.Module:
